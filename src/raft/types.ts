@@ -97,8 +97,13 @@ export interface Message {
   /** AppResp reject: the follower's hint for fast backtracking (its last index with term <= logTerm). */
   rejectHint: number;
   snapshot?: Snapshot;
-  /** ReadIndex / Heartbeat context: identifies a read request. */
+  /** ReadIndex / Heartbeat context: identifies a read request. Vote: CAMPAIGN_TRANSFER when forced. */
   context: Uint8Array;
+  /**
+   * Heartbeat: the leader's tick count when it was sent; HeartbeatResp echoes it back. The leader
+   * derives its read lease from the newest send tick a quorum has acknowledged.
+   */
+  sentTick: number;
 }
 
 export enum StateRole {
@@ -164,11 +169,15 @@ export function emptyMessage(partial: Partial<Message> & Pick<Message, 'type'>):
     reject: false,
     rejectHint: 0,
     context: EMPTY_BYTES,
+    sentTick: 0,
     ...partial,
   };
 }
 
 export const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
+
+/** Vote context marking an election forced by a leadership transfer: it overrides leases. */
+export const CAMPAIGN_TRANSFER: Uint8Array = new TextEncoder().encode('CampaignTransfer');
 
 export function isLocalMessage(type: MessageType): boolean {
   return (
