@@ -382,7 +382,11 @@ export class Raft {
   private stepHigherTerm(m: Message): boolean {
     if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
       const force = bytesEqual(m.context, CAMPAIGN_TRANSFER);
-      const inLease = this.cfg.checkQuorum && this.lead !== NONE && this.electionElapsed < this.cfg.electionTimeoutTicks;
+      const heardFromLeader = this.lead !== NONE && this.electionElapsed < this.cfg.electionTimeoutTicks;
+      // A node that just (re)started may have acknowledged a leader's heartbeat before it went
+      // down and forgot: it too must wait out one election timeout, or the leader's lease breaks.
+      const justStarted = this.tickCount < this.cfg.electionTimeoutTicks;
+      const inLease = this.cfg.checkQuorum && (heardFromLeader || justStarted);
       // Within the lease we heard from a live leader: refusing keeps a returning partitioned node
       // from deposing it, and is what makes the leader's read lease sound.
       if (!force && inLease) {
