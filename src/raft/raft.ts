@@ -385,7 +385,8 @@ export class Raft {
       const heardFromLeader = this.lead !== NONE && this.electionElapsed < this.cfg.electionTimeoutTicks;
       // A node that just (re)started may have acknowledged a leader's heartbeat before it went
       // down and forgot: it too must wait out one election timeout, or the leader's lease breaks.
-      const justStarted = this.tickCount < this.cfg.electionTimeoutTicks;
+      // (A node at term 0 never acknowledged anyone, so a fresh cluster can elect at once.)
+      const justStarted = this.term > 0 && this.tickCount < this.cfg.electionTimeoutTicks;
       const inLease = this.cfg.checkQuorum && (heardFromLeader || justStarted);
       // Within the lease we heard from a live leader: refusing keeps a returning partitioned node
       // from deposing it, and is what makes the leader's read lease sound.
