@@ -72,7 +72,7 @@ export function checkLinearizable<S, I, O>(history: History, model: Model<S, I, 
   let unknownPartitions = 0;
   let failure: LinFailure<I, O> | undefined;
   for (let i = 0; i < partitions.length && failure === undefined; i++) {
-    // Renumber so each partition's ops are 0..n-1 in call order.
+    // The search numbers ops by their place in this array, which must be in call order.
     const part = partitions[i]!.slice().sort((a, b) => a.callPosition - b.callPosition);
     const verdict = checkPartition(model, part, deadlineMs);
     if (verdict.valid === false) failure = explain(model, part, i, verdict);

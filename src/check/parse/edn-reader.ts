@@ -131,7 +131,7 @@ export class EdnReader {
       }
       const atom = this.readToken(tokenStart, stack.length === 0);
       if (atom === OPENED) continue;
-      let value: EdnValue | typeof DISCARDED | typeof CLOSED = atom;
+      let value = atom as EdnValue | typeof DISCARDED | typeof CLOSED;
       let valueOffset = tokenStart;
       // Attach the completed value to its parent; closing collections may complete more values.
       for (;;) {
