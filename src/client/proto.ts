@@ -1,0 +1,202 @@
+// TypeScript view of proto/kv/v1 (public API + the replicated Command) over protobufjs
+// reflection. Field names are the camelCase protobufjs derives from the .proto. Optional
+// message fields may be null/undefined on decode; scalars decode to their proto3 defaults.
+
+import type protobuf from 'protobufjs';
+import { loadProtoRoot } from '../transport/proto-root.js';
+import { serviceDefinition } from '../transport/grpc-service.js';
+import type * as grpc from '@grpc/grpc-js';
+
+export enum Consistency {
+  Unspecified = 0,
+  Linearizable = 1,
+  Lease = 2,
+  Session = 3,
+  Stale = 4,
+}
+
+export enum CompareResult {
+  Equal = 0,
+  Greater = 1,
+  Less = 2,
+  NotEqual = 3,
+}
+
+export enum CompareTarget {
+  Value = 0,
+  Version = 1,
+  CreateRevision = 2,
+  ModRevision = 3,
+}
+
+export enum PartitionDirection {
+  Both = 0,
+  Outbound = 1,
+  Inbound = 2,
+}
+
+export interface ReadOptions {
+  consistency?: Consistency;
+  minRevision?: number;
+  maxStalenessMs?: number;
+}
+
+export interface ReadHeader {
+  revision: number;
+  servedBy: number;
+  consistencyUsed: Consistency;
+  stalenessMs: number;
+  leaderId: number;
+  raftTerm: number;
+}
+
+export interface WriteHeader {
+  revision: number;
+}
+
+export interface IdempotencyKey {
+  clientId: string;
+  seq: number;
+}
+
+export interface KeyValue {
+  key: Uint8Array;
+  value: Uint8Array;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+}
+
+export interface PutRequest {
+  key: Uint8Array;
+  value: Uint8Array;
+  prevKv?: boolean;
+  idempotencyKey?: IdempotencyKey | null;
+}
+export interface PutResponse {
+  header?: WriteHeader | null;
+  prevKv?: KeyValue | null;
+}
+
+export interface GetRequest {
+  key: Uint8Array;
+  read?: ReadOptions | null;
+}
+export interface GetResponse {
+  header?: ReadHeader | null;
+  kv?: KeyValue | null;
+}
+
+export interface DeleteRequest {
+  key: Uint8Array;
+  rangeEnd?: Uint8Array;
+  prevKv?: boolean;
+  idempotencyKey?: IdempotencyKey | null;
+}
+export interface DeleteResponse {
+  header?: WriteHeader | null;
+  deleted: number;
+  prevKvs?: KeyValue[];
+}
+
+export interface RangeRequest {
+  key: Uint8Array;
+  rangeEnd?: Uint8Array;
+  limit?: number;
+  keysOnly?: boolean;
+  countOnly?: boolean;
+  read?: ReadOptions | null;
+  revision?: number;
+}
+export interface RangeResponse {
+  header?: ReadHeader | null;
+  kvs: KeyValue[];
+  more: boolean;
+  count: number;
+}
+
+export interface Compare {
+  result?: CompareResult;
+  target?: CompareTarget;
+  key: Uint8Array;
+  value?: Uint8Array | null;
+  version?: number | null;
+  createRevision?: number | null;
+  modRevision?: number | null;
+}
+
+export interface RequestOp {
+  requestRange?: RangeRequest | null;
+  requestPut?: PutRequest | null;
+  requestDelete?: DeleteRequest | null;
+}
+export interface ResponseOp {
+  responseRange?: RangeResponse | null;
+  responsePut?: PutResponse | null;
+  responseDelete?: DeleteResponse | null;
+}
+
+export interface TxnRequest {
+  compare?: Compare[];
+  success?: RequestOp[];
+  failure?: RequestOp[];
+  idempotencyKey?: IdempotencyKey | null;
+}
+export interface TxnResponse {
+  header?: WriteHeader | null;
+  succeeded: boolean;
+  responses: ResponseOp[];
+}
+
+/** One replicated state-machine command: exactly one of the three is set. */
+export interface Command {
+  put?: PutRequest | null;
+  delete?: DeleteRequest | null;
+  txn?: TxnRequest | null;
+}
+
+export interface Member {
+  id: number;
+  peerAddr: string;
+  clientAddr: string;
+  isLearner: boolean;
+}
+
+export interface FaultConfig {
+  dropProbability?: number;
+  delayMs?: number;
+  partitionFrom?: number[];
+  partitionDirection?: PartitionDirection;
+}
+
+const KV_PROTO_FILES = ['kv/v1/kv.proto', 'kv/v1/command.proto'];
+
+let cachedRoot: protobuf.Root | undefined;
+
+/** The reflection root holding raftkv.kv.v1 (loaded once, on first use). */
+export function kvRoot(): protobuf.Root {
+  cachedRoot ??= loadProtoRoot(KV_PROTO_FILES);
+  return cachedRoot;
+}
+
+/** Any message type of raftkv.kv.v1 by its short name, e.g. kvType('PutRequest'). */
+export function kvType(name: string): protobuf.Type {
+  return kvRoot().lookupType(`raftkv.kv.v1.${name}`);
+}
+
+let commandType: protobuf.Type | undefined;
+
+export function encodeCommand(cmd: Command): Uint8Array {
+  commandType ??= kvType('Command');
+  return commandType.encode(cmd as protobuf.Message).finish();
+}
+
+export function decodeCommand(data: Uint8Array): Command {
+  commandType ??= kvType('Command');
+  return commandType.decode(data) as unknown as Command;
+}
+
+/** grpc-js service definitions with protobufjs serializers; names: 'KV', 'Cluster', 'Admin'. */
+export function kvServiceDefinition(service: 'KV' | 'Cluster' | 'Admin'): grpc.ServiceDefinition {
+  return serviceDefinition(kvRoot(), `raftkv.kv.v1.${service}`);
+}
