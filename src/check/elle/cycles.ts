@@ -148,7 +148,7 @@ export interface Budget {
 
 class OutOfBudget extends Error {}
 
-const STATES_PER_VERTEX = 48; // rw count 3 x first-rw 2 x last-rw 2 x adjacent-rw 2 x required 4
+const STATES_PER_VERTEX = 96; // rw count 3 x first-rw 2 x last-rw 2 x adjacent-rw 2 x required-seen 4
 
 function spendAndCheck(budget: Budget, n: number): void {
   const before = budget.relaxationsLeft;

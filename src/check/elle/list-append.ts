@@ -42,7 +42,10 @@ function validate(txns: readonly Txn[]): string[] {
   return problems;
 }
 
-/** key -> distinct observed lists, shortest first; a key appended exactly once yields [[v]]. */
+/**
+ * key -> distinct observed lists, shortest first. A key that `appenders` append exactly once yields
+ * [[v]] even without reads.
+ */
 function sortedValues(readers: readonly Txn[], appenders: readonly Txn[]): Map<string, unknown[][]> {
   const byKey = new Map<string, Map<string, unknown[]>>();
   for (const [, m] of okReads(readers)) {
@@ -56,11 +59,9 @@ function sortedValues(readers: readonly Txn[], appenders: readonly Txn[]): Map<s
   for (const t of appenders) for (const m of t.mops) {
     if (m.f === 'append') singles.set(m.k, singles.has(m.k) ? TOO_MANY : m.value);
   }
+  // As in Elle (a `merge`), a key appended exactly once takes [[v]] in place of what reads showed.
   for (const [k, v] of singles) {
-    if (v === TOO_MANY) continue;
-    const lists = byKey.get(k) ?? new Map<string, unknown[]>();
-    byKey.set(k, lists);
-    lists.set(canon(v), [v]);
+    if (v !== TOO_MANY) byKey.set(k, new Map([[canon(v), [v]]]));
   }
   const out = new Map<string, unknown[][]>();
   for (const [k, lists] of byKey) out.set(k, [...lists.values()].sort((a, b) => a.length - b.length));
@@ -197,7 +198,8 @@ function duplicateCases(txns: readonly Txn[], out: AnomalyMap): void {
 
 /** An aborted append followed, in the version order, by a committed one. */
 function dirtyUpdateCases(txns: readonly Txn[], keyOf: Map<string, unknown>, out: AnomalyMap): void {
-  const index = appendIndex(sortedValues(txns, txns));
+  // Elle computes this over the whole history, invokes included, so no key is ever "appended once".
+  const index = appendIndex(sortedValues(txns, []));
   const writer = new Map<string, Txn>();
   for (const t of txns) for (const m of t.mops) if (m.f === 'append') writer.set(m.k + '\u0002' + canon(m.value), t);
   for (const [k, order] of index) {
