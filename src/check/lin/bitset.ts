@@ -1,17 +1,7 @@
 // A fixed-size bitset with an incrementally maintained Zobrist hash, so that memoizing
 // (linearized set, state) costs O(1) per step instead of rehashing the whole set.
 
-/** Deterministic 32-bit PRNG (mulberry32) for the Zobrist keys: runs are reproducible. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
+import { mulberry32 } from './random.js';
 
 export class ZobristBitset {
   readonly words: Uint32Array;

@@ -2,7 +2,7 @@
 
 import { HistoryParseError, type History } from '../history.js';
 import { parseEdnHistory } from './edn.js';
-import { parseElleJsonHistory } from './json-dispatch.js';
+import { parseElleJson } from './elle-json.js';
 import { parseJsonl } from './jsonl.js';
 import { parsePorcupineKv } from './porcupine-kv.js';
 import { parsePorcupineLog } from './porcupine-log.js';
@@ -78,7 +78,7 @@ function parseIn(format: HistoryFormat, text: string, file: string | undefined):
     case 'edn':
       return parseEdnHistory(text, file);
     case 'elle-json':
-      return parseElleJsonHistory(text, file);
+      return parseElleJson(text, file);
     case 'porcupine-log':
       return parsePorcupineLog(text, file);
     case 'porcupine-kv':
