@@ -12,3 +12,4 @@ export {
 } from './storage.js';
 export { encodeConfChange, decodeConfChange } from './conf-change-codec.js';
 export { InvariantViolation, assert } from './assert.js';
+export { bootstrapState, type BootstrapState } from './bootstrap.js';

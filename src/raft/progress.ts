@@ -45,6 +45,11 @@ export class Inflights {
     }
   }
 
+  /** Frees the oldest in-flight append (it may have been lost). */
+  freeFirstOne(): void {
+    if (this.count > 0) this.start++;
+  }
+
   reset(): void {
     this.buffer.length = 0;
     this.start = 0;

@@ -649,6 +649,9 @@ export class Raft {
   private handleHeartbeatResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
     pr.msgAppFlowPaused = false;
+    // A full window may hold a lost append: free one slot so the next append either fills the
+    // gap or is rejected, which resets the follower to probing. Without this it stalls forever.
+    if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
     if (m.sentTick > pr.ackedHeartbeatSentTick) pr.ackedHeartbeatSentTick = m.sentTick;
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
     if (m.context.length === 0) return;
@@ -882,8 +885,9 @@ export class Raft {
     if (s.metadata.index <= this.log.committed) return false;
     const cs = s.metadata.confState;
     if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) {
-      this.cfg.logger.warn(`${this.id} attempted to restore snapshot but it is not in the ConfState`);
-      return false;
+      // A node added after the snapshot was taken: accept it anyway, the entries after the
+      // snapshot (including our own addition) follow. We cannot campaign until then.
+      this.cfg.logger.info(`${this.id} restoring a snapshot whose ConfState does not include it yet`);
     }
     if (this.log.matchTerm(s.metadata.index, s.metadata.term)) {
       // We already have the entries: fast-forward the commit instead of replacing the log.

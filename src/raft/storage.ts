@@ -70,23 +70,29 @@ export class MemoryStorage implements Storage {
   hardState: HardState = { term: 0, vote: 0, commit: 0 };
   private snap: Snapshot;
   private ents: Entry[];
+  /**
+   * The membership a restarting node starts with: the host records the conf state of the last
+   * applied ConfChange here, because the core does not re-apply entries below the applied index.
+   */
+  private confState: ConfState;
 
   constructor(confState: ConfState = { voters: [], learners: [] }) {
-    this.snap = { metadata: { index: 0, term: 0, confState }, data: new Uint8Array(0) };
+    this.confState = cloneConfState(confState);
+    this.snap = { metadata: { index: 0, term: 0, confState: cloneConfState(confState) }, data: new Uint8Array(0) };
     this.ents = [{ term: 0, index: 0, type: 0, data: new Uint8Array(0) }];
   }
 
   initialState(): InitialState {
-    return { hardState: { ...this.hardState }, confState: cloneConfState(this.snap.metadata.confState) };
+    return { hardState: { ...this.hardState }, confState: cloneConfState(this.confState) };
   }
 
   setHardState(hs: HardState): void {
     this.hardState = { ...hs };
   }
 
-  /** Sets the conf state the node starts with (only meaningful for a fresh storage). */
+  /** Records the conf state in force at the applied index (see `confState`). */
   setConfState(cs: ConfState): void {
-    this.snap.metadata.confState = cloneConfState(cs);
+    this.confState = cloneConfState(cs);
   }
 
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
@@ -119,6 +125,7 @@ export class MemoryStorage implements Storage {
   applySnapshot(snap: Snapshot): void {
     if (snap.metadata.index <= this.snap.metadata.index) return;
     this.snap = snap;
+    this.confState = cloneConfState(snap.metadata.confState);
     this.ents = [{ term: snap.metadata.term, index: snap.metadata.index, type: 0, data: new Uint8Array(0) }];
   }
 
