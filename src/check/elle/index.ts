@@ -6,7 +6,7 @@ import type { WorkloadAnalysis } from './analysis.js';
 import { anomaliesProhibitedBy, boundary, impossibleModels, validateModels } from './consistency-model.js';
 import { findCycles, SEARCH_SPECS, type CycleReport } from './cycles.js';
 import { explainCycle, toElleCycle } from './explain.js';
-import { PROCESS, REALTIME } from './graph.js';
+import { REALTIME } from './graph.js';
 import { analyzeListAppend } from './list-append.js';
 import { addProcessEdges, addRealtimeEdges } from './order.js';
 import { analyzeRwRegister } from './rw-register.js';
@@ -41,7 +41,6 @@ function addOrderEdges(a: WorkloadAnalysis, txns: readonly Txn[], reportable: Re
   const sink = { link } as Parameters<typeof addRealtimeEdges>[0];
   if (wants('-realtime')) addRealtimeEdges(sink, txns);
   else if (wants('-process')) addProcessEdges(sink, txns);
-  void PROCESS;
 }
 
 /** Cycle-exists anomalies add nothing once a concrete anomaly rules their model out. */

@@ -10,7 +10,6 @@ import { orderGraph } from './order.js';
 import { canon, extReads, extWrites, intermediateWrites, type Mop, type Txn } from './txn.js';
 
 const name = (t: Txn): string => `T${t.index}`;
-const NIL = canon(null);
 
 export interface RegisterOptions {
   linearizableKeys?: boolean;
@@ -230,8 +229,6 @@ function buildGraph(txns: readonly Txn[], vg: VersionGraphs, keyOf: Map<string, 
     if (!w || w.length !== 1) continue;
     const writer = w[0]!;
     for (const r of readers) {
-      const m = extReads(r).values().next();
-      void m;
       deps.link(writer.id, r.id, WR, (a, b) => `${a} wrote ${describeKv(key, keyOf, vg)}, which was read by ${b}`);
     }
   }
@@ -252,7 +249,6 @@ function buildGraph(txns: readonly Txn[], vg: VersionGraphs, keyOf: Map<string, 
       }
     }
   }
-  void NIL;
   return deps;
 }
 
