@@ -21,6 +21,8 @@ export interface CheckRequest {
   initial?: unknown;
   consistencyModels?: string[];
   timeoutMs?: number;
+  /** Elle rw-register version-order assumptions (Elle's :linearizable-keys? / :sequential-keys?). */
+  elleKeyAssumptions?: { linearizableKeys?: boolean; sequentialKeys?: boolean };
   /** Title for the HTML timeline. */
   title?: string;
 }
@@ -105,6 +107,8 @@ function runElle(request: CheckRequest, model: ElleModelName, startMs: number): 
   const options: Parameters<typeof checkElle>[1] = { model };
   if (request.consistencyModels) options.consistencyModels = request.consistencyModels;
   if (request.timeoutMs !== undefined) options.timeoutMs = request.timeoutMs;
+  if (request.elleKeyAssumptions?.linearizableKeys) options.linearizableKeys = true;
+  if (request.elleKeyAssumptions?.sequentialKeys) options.sequentialKeys = true;
   const result = checkElle(request.history, options);
   return {
     valid: result.valid,
