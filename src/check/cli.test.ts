@@ -7,6 +7,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EXIT_BAD_INPUT, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID, runCli } from './cli.js';
 import { PROJECT_ROOT, SHARED_HISTORIES_DIR } from './corpus.js';
+import { seededRandom } from './lin/random.js';
 
 function run(...argv: string[]): { code: number; out: string; err: string } {
   const out: string[] = [];
@@ -89,4 +90,21 @@ describe('kvcheck', () => {
     });
     expect(JSON.parse(out)).toMatchObject({ valid: true, model: 'cas-register' });
   }, 30_000);
+});
+
+describe('kvcheck on corrupted files', () => {
+  const files = ['knossos/cas-register/bad/immediate-failure.edn', 'porcupine/jepsen/etcd_040.log', 'porcupine/kv/c01-bad.txt', 'knossos/mutex/bad/etcd.edn'];
+  it.each(files)('%s: every mutation gets an exit code, never an exception', (name) => {
+    const text = readFileSync(shared(name), 'utf8').slice(0, 3000);
+    const random = seededRandom(name.length * 31);
+    const file = path.join(scratch, path.basename(name));
+    for (let i = 0; i < 40; i++) {
+      // Swap a random stretch of the text for another one: breaks syntax and pairing alike.
+      const a = Math.floor(random() * text.length);
+      const b = Math.floor(random() * text.length);
+      writeFileSync(file, text.slice(0, a) + text.slice(b, b + Math.floor(random() * 40)) + text.slice(a + Math.floor(random() * 40)));
+      const { code } = run(file, '--timeout-s', '2');
+      expect([EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_BAD_INPUT], `mutation ${i}`).toContain(code);
+    }
+  });
 });
