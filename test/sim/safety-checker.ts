@@ -78,7 +78,9 @@ export class SafetyChecker {
           `node ${id} persisted (index ${e.index}, term ${e.term}) with a different entry or prefix (prev term ${prevTerm} vs ${seen.prevTerm})`,
         );
       }
-      const committedTerm = this.committedTerms.get(e.index);
+      // An old leader may persist entries at indexes a newer leader committed differently: that
+      // is fine until it claims them committed. Only its own committed prefix must agree.
+      const committedTerm = e.index <= this.maxCommittedIndexSeenBy(id) ? this.committedTerms.get(e.index) : undefined;
       if (committedTerm !== undefined && committedTerm !== e.term) {
         throw new SafetyViolation(
           'committed-entry-lost',

@@ -282,14 +282,20 @@ export class Simulation {
 
   private checkLiveness(): void {
     const deadline = this.tick + this.opts.livenessTicks;
-    let probe: { index: number } | undefined;
-    const probeData = `probe=${this.opts.seed}`;
+    // A probe write proposed at the current leader; re-proposed if leadership moves (an old
+    // leader's uncommitted probe may be overwritten, which is correct Raft behaviour).
+    let probe: { leader: NodeId; term: number; index: number; acked: number } | undefined;
     for (; this.tick < deadline; this.tick++) {
       this.step();
       const leader = this.liveNodes().find((n) => n.isLeader && n.node.raft.voters.has(n.id));
       if (!leader) continue;
-      if (!probe && leader.proposeWrite(probeData)) probe = { index: leader.node.raft.log.lastIndex() };
-      if (probe && this.allMembersApplied(leader, probe.index)) return;
+      if (!probe || probe.leader !== leader.id || probe.term !== leader.node.raft.term) {
+        if (leader.proposeWrite(`probe=${this.tick}`)) {
+          probe = { leader: leader.id, term: leader.node.raft.term, index: leader.node.raft.log.lastIndex(), acked: leader.writesAcked };
+        }
+        continue;
+      }
+      if (leader.writesAcked > probe.acked && this.allMembersApplied(leader, probe.index)) return;
     }
     const status = [...this.nodes.values()].map((n) => `n${n.id}:${n.node.raft.state}/t${n.node.raft.term}/c${n.node.raft.log.committed}/a${n.disk.appliedIndex}`);
     throw new SafetyViolation('liveness', `no leader committed a write to every member within ${this.opts.livenessTicks} ticks after healing (${status.join(' ')})`);
