@@ -49,7 +49,9 @@ function bar<I, O>(op: LinOp<I, O>, input: TimelineInput<I, O>, geometry: { x0: 
   return (
     `<g><title>${escapeHtml(tooltip)}</title>` +
     `<rect x="${geometry.x0}" y="${geometry.y}" width="${width}" height="${BAR_HEIGHT_PX}" rx="3" fill="${fill}" stroke="${stroke}"${dash}/>` +
-    `<text x="${geometry.x0 + 4}" y="${geometry.y + 14}" font-size="11" font-family="monospace">${escapeHtml(label)}</text></g>`
+    // A nested <svg> clips the label to its bar (the full text is in the tooltip and the table).
+    `<svg x="${geometry.x0}" y="${geometry.y}" width="${width}" height="${BAR_HEIGHT_PX}">` +
+    `<text x="4" y="14" font-size="11" font-family="monospace">${escapeHtml(label)}</text></svg></g>`
   );
 }
 
