@@ -59,6 +59,8 @@ export class InteractionEnv {
   private readonly isolated = new Set<NodeId>();
   private out: string[] = [];
   private level: LogLevel = 'debug';
+  /** Messages sent across a partition since the last report. */
+  private lostInPartition = 0;
 
   /** Runs one command and returns its output (without a trailing newline). */
   handle(command: string): string {
@@ -277,12 +279,19 @@ export class InteractionEnv {
     }
     n.storage.append(rd.entries);
     if (rd.hardState) n.storage.setHardState(rd.hardState);
-    // 2. Send.
-    this.network.push(...rd.messages);
+    // 2. Send. A partition loses what is sent across it (reported at delivery time otherwise).
+    for (const m of rd.messages) {
+      if (this.isolated.has(m.from) || this.isolated.has(m.to)) this.lostInPartition++;
+      else this.network.push(m);
+    }
     // 3. Apply.
     for (const e of rd.committedEntries) this.apply(n, e);
     // 4. Read states are reported in the Ready dump above.
     rn.advance(rd);
+    if (this.lostInPartition > 0) {
+      this.out.push(`  (${this.lostInPartition} message(s) lost in the partition)`);
+      this.lostInPartition = 0;
+    }
     return true;
   }
 
