@@ -1,0 +1,65 @@
+// The state as seen from inside one apply batch: LevelDB's committed state plus the writes
+// of earlier commands in the same batch, so entry N+1 sees entry N although nothing has been
+// written yet. Collects the batch ops as it goes.
+
+import type { BatchOp, NodeDb } from '../storage/node-db.js';
+import { decodeRecord, encodeRecord, latestKey, latestKeyEnd, userKeyOf, type KvRecord } from './keys.js';
+
+/** Latin-1 maps bytes 1:1 to UTF-16 code units, so string order equals byte order. */
+function mapKey(userKey: Uint8Array): string {
+  return Buffer.from(userKey.buffer, userKey.byteOffset, userKey.byteLength).toString('latin1');
+}
+
+export interface KeyRecord {
+  key: Uint8Array;
+  record: KvRecord;
+}
+
+export class PendingView {
+  /** User key (latin1) -> record, or null for deleted within this batch. */
+  private readonly overlay = new Map<string, { key: Uint8Array; record: KvRecord | null }>();
+  readonly ops: BatchOp[] = [];
+
+  constructor(private readonly db: NodeDb) {}
+
+  get(userKey: Uint8Array): KvRecord | undefined {
+    const o = this.overlay.get(mapKey(userKey));
+    if (o) return o.record ?? undefined;
+    const raw = this.db.getSync(latestKey(userKey));
+    return raw ? decodeRecord(raw) : undefined;
+  }
+
+  put(userKey: Uint8Array, record: KvRecord): void {
+    this.overlay.set(mapKey(userKey), { key: userKey, record });
+    this.ops.push({ type: 'put', key: latestKey(userKey), value: encodeRecord(record) });
+  }
+
+  del(userKey: Uint8Array): void {
+    this.overlay.set(mapKey(userKey), { key: userKey, record: null });
+    this.ops.push({ type: 'del', key: latestKey(userKey) });
+  }
+
+  /** Raw op with no effect on reads (history events, meta). */
+  push(op: BatchOp): void {
+    this.ops.push(op);
+  }
+
+  /** Every live key in [start, end) (end empty = unbounded), in key order. */
+  async range(start: Uint8Array, end: Uint8Array | undefined): Promise<KeyRecord[]> {
+    const found = new Map<string, KeyRecord>();
+    for await (const [k, v] of this.db.iterator({ gte: latestKey(start), lt: latestKeyEnd(end) })) {
+      const key = userKeyOf(k);
+      found.set(mapKey(key), { key, record: decodeRecord(v) });
+    }
+    if (this.overlay.size > 0) {
+      const lo = mapKey(start);
+      const hi = end && end.length > 0 ? mapKey(end) : undefined;
+      for (const [mk, o] of this.overlay) {
+        if (mk < lo || (hi !== undefined && mk >= hi)) continue;
+        if (o.record) found.set(mk, { key: o.key, record: o.record });
+        else found.delete(mk);
+      }
+    }
+    return [...found.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((e) => e[1]);
+  }
+}
