@@ -284,8 +284,10 @@ export class InteractionEnv {
       if (this.isolated.has(m.from) || this.isolated.has(m.to)) this.lostInPartition++;
       else this.network.push(m);
     }
-    // 3. Apply.
+    // 3. Apply (core log lines produced while applying are indented with the Ready).
+    const before = this.out.length;
     for (const e of rd.committedEntries) this.apply(n, e);
+    for (let i = before; i < this.out.length; i++) if (!this.out[i]!.startsWith('  ')) this.out[i] = `  ${this.out[i]}`;
     // 4. Read states are reported in the Ready dump above.
     rn.advance(rd);
     if (this.lostInPartition > 0) {
