@@ -501,10 +501,10 @@ export class Raft {
     if (this.state !== StateRole.Leader) return { ok: false, reason: 'not-leader' };
     if (!this.prs.has(this.id)) return { ok: false, reason: 'removed' };
     if (this.leadTransferee !== NONE) return { ok: false, reason: 'transferring' };
-    for (const e of entries) {
-      if (e.type !== EntryType.ConfChange) continue;
-      // One conf change at a time, and only once the previous one is applied.
-      if (this.pendingConfIndex > this.log.applied) return { ok: false, reason: 'conf-change-pending' };
+    // One conf change at a time, and only once the previous one is applied.
+    const confChanges = entries.filter((e) => e.type === EntryType.ConfChange).length;
+    if (confChanges > 1 || (confChanges === 1 && this.pendingConfIndex > this.log.applied)) {
+      return { ok: false, reason: 'conf-change-pending' };
     }
     const ents: Entry[] = entries.map((e) => ({ term: 0, index: 0, type: e.type, data: e.data }));
     this.appendEntries(ents);

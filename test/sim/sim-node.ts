@@ -121,6 +121,10 @@ export class SimNode {
 
   restart(): void {
     this.alive = true;
+    // A crash between persisting a received snapshot and restoring the state machine from it
+    // leaves the log ahead of the state machine: finish the restore first, as the server must.
+    const snap = this.disk.storage.snapshot();
+    if (snap.metadata.index > this.disk.appliedIndex) this.restoreSnapshot(snap);
     this.disk.storage.setConfState(this.disk.confState);
     this.node = this.makeRawNode();
     this.checker.onRestart(this.id);

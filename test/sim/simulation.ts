@@ -48,6 +48,9 @@ export class Simulation {
   private writeSeq = 0;
   private healAtTick = -1;
   private readonly nodeCfg: SimNodeConfig;
+  /** Swarm testing: each seed gets its own fault intensities, so some seeds are brutal. */
+  private readonly crashProbabilityPerTick: number;
+  private readonly crashAfterPersistProbability: number;
   private readonly stats = { writesAcked: 0, readsServed: 0, leaders: 0, crashes: 0, partitions: 0, confChanges: 0, transfers: 0, messages: 0, checks: 0 };
 
   constructor(private readonly opts: SimOptions) {
@@ -56,12 +59,14 @@ export class Simulation {
     this.nodeCfg = {
       electionTimeoutTicks: 10,
       heartbeatIntervalTicks: 1 + this.rng.int(3),
-      maxMsgBytes: this.rng.pick([64, 256, 4096]),
+      maxMsgBytes: this.rng.pick([32, 64, 256, 4096]),
       maxInflightMsgs: this.rng.pick([1, 4, 64]),
       leaseMarginTicks: 2,
       snapshotEveryEntries: this.rng.pick([20, 60, 200]),
       plantedBugs: opts.plantedBugs,
     };
+    this.crashProbabilityPerTick = this.rng.pick([0.001, 0.004, 0.015]);
+    this.crashAfterPersistProbability = this.rng.pick([0.0002, 0.002, 0.01]);
     this.net = new SimNetwork(this.rng.fork(), {
       dropProbability: this.rng.pick([0, 0.01, 0.05, 0.15]),
       duplicateProbability: this.rng.pick([0, 0.02, 0.1]),
@@ -136,7 +141,7 @@ export class Simulation {
         if (!n.node.hasReady()) continue;
         any = true;
         const wasLeader = n.isLeader;
-        const crash = this.isFaultPhase() && this.rng.chance(0.0005);
+        const crash = this.isFaultPhase() && this.rng.chance(this.crashAfterPersistProbability);
         const res = n.handleReady((m) => this.send(m), crash);
         if (res === 'crashed') this.onCrashed(n);
         else if (!wasLeader && n.isLeader) this.stats.leaders++;
@@ -178,11 +183,11 @@ export class Simulation {
       this.net.heal();
       this.log('network healed');
     }
+    if (this.rng.chance(this.crashProbabilityPerTick)) this.crashRandom();
     const r = this.rng.next();
-    if (r < 0.004) this.crashRandom();
-    else if (r < 0.008) this.partitionRandom();
-    else if (r < 0.01) this.confChangeRandom();
-    else if (r < 0.013) this.transferRandom();
+    if (r < 0.004) this.partitionRandom();
+    else if (r < 0.006) this.confChangeRandom();
+    else if (r < 0.009) this.transferRandom();
   }
 
   private crashRandom(): void {
@@ -264,9 +269,14 @@ export class Simulation {
       if (n.isLeader) n.proposeWrite(`k${this.rng.int(4)}=v${++this.writeSeq}`);
     }
     if (this.rng.chance(0.5)) {
-      const n = this.rng.pick(live);
-      const mode = this.rng.chance(0.5) ? 'lease' : 'read-index';
-      n.startRead(mode, this.checker.completedIndexLowerBound, this.tick);
+      // Lease reads go to whoever believes it leads: during a partition that can be two nodes,
+      // and the deposed one is exactly where a broken lease would serve stale data.
+      const leaders = live.filter((n) => n.isLeader);
+      if (this.rng.chance(0.5) && leaders.length > 0) {
+        this.rng.pick(leaders).startRead('lease', this.checker.completedIndexLowerBound, this.tick);
+      } else {
+        this.rng.pick(live).startRead('read-index', this.checker.completedIndexLowerBound, this.tick);
+      }
     }
   }
 
