@@ -1,0 +1,180 @@
+// gRPC implementation of Transport: a server for inbound peer streams plus one PeerSender
+// (long-lived client stream, bounded queue, reconnect) per peer.
+
+import * as grpc from '@grpc/grpc-js';
+import { pino, type Logger } from 'pino';
+import type { Message, NodeId } from '../raft/index.js';
+import { raftServiceDefinition, type MessageBatch, type SnapshotAck, type SnapshotChunk, type StreamSummary } from './codec.js';
+import { PeerSender } from './peer-sender.js';
+import { DEFAULT_MAX_QUEUED_MESSAGES, type MessageHandler, type SnapshotStatusHandler, type Transport, type UnreachableHandler } from './transport.js';
+
+export interface GrpcTransportOptions {
+  id: NodeId;
+  /** host:port to listen on; port 0 picks a free one (see `port`). */
+  listenAddr: string;
+  /** Per-peer outbound queue bound; when full, new messages are dropped and the peer reported unreachable. */
+  maxQueuedMessages?: number;
+  maxBatchMessages?: number;
+  snapshotChunkBytes?: number;
+  /** Largest snapshot accepted from a peer. */
+  maxSnapshotBytes?: number;
+  snapshotDeadlineMs?: number;
+  reconnectInitialMs?: number;
+  reconnectMaxMs?: number;
+  /** Upper bound on one inbound gRPC message (a streamed batch or a snapshot chunk). */
+  maxReceiveMessageBytes?: number;
+  logger?: Logger;
+}
+
+const DEFAULTS = {
+  maxBatchMessages: 1024,
+  snapshotChunkBytes: 1024 * 1024,
+  maxSnapshotBytes: 1024 * 1024 * 1024,
+  snapshotDeadlineMs: 5 * 60_000,
+  reconnectInitialMs: 50,
+  reconnectMaxMs: 2_000,
+  maxReceiveMessageBytes: 64 * 1024 * 1024,
+};
+
+/** Wait this long for in-flight calls on close() before cutting them. */
+const SHUTDOWN_GRACE_MS = 1_000;
+
+export class GrpcTransport implements Transport {
+  private handler: MessageHandler = () => {};
+  private unreachable: UnreachableHandler = () => {};
+  private snapshotStatus: SnapshotStatusHandler = () => {};
+  private readonly peers = new Map<NodeId, PeerSender>();
+  private readonly clientCtor = grpc.makeGenericClientConstructor(raftServiceDefinition(), 'Raft');
+  private readonly logger: Logger;
+  /** The port actually bound (useful with port 0). */
+  port = 0;
+
+  private constructor(
+    private readonly o: GrpcTransportOptions,
+    private readonly server: grpc.Server,
+  ) {
+    this.logger = o.logger ?? pino({ level: 'silent' });
+  }
+
+  static async start(o: GrpcTransportOptions): Promise<GrpcTransport> {
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': o.maxReceiveMessageBytes ?? DEFAULTS.maxReceiveMessageBytes });
+    const t = new GrpcTransport(o, server);
+    server.addService(raftServiceDefinition(), { Stream: t.handleStream.bind(t), SendSnapshot: t.handleSnapshot.bind(t) });
+    t.port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(o.listenAddr, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    return t;
+  }
+
+  private handleStream(call: grpc.ServerReadableStream<MessageBatch, StreamSummary>, cb: grpc.sendUnaryData<StreamSummary>): void {
+    let batches = 0;
+    call.on('data', (batch: MessageBatch) => {
+      batches++;
+      if (batch.messages.length > 0) this.handler(batch.messages);
+    });
+    call.on('end', () => cb(null, { batchesReceived: batches }));
+    call.on('error', (err) => this.logger.debug({ err: err.message }, 'inbound peer stream failed'));
+  }
+
+  private handleSnapshot(call: grpc.ServerReadableStream<SnapshotChunk, SnapshotAck>, cb: grpc.sendUnaryData<SnapshotAck>): void {
+    const maxBytes = this.o.maxSnapshotBytes ?? DEFAULTS.maxSnapshotBytes;
+    let header: Message | undefined;
+    let buf: Uint8Array | undefined;
+    let received = 0;
+    let failed: string | undefined;
+    call.on('data', (c: SnapshotChunk) => {
+      if (failed) return;
+      if (!header) {
+        if (!c.message?.snapshot) return void (failed = 'first chunk carries no SNAP message');
+        if (c.totalBytes > maxBytes) return void (failed = `snapshot of ${c.totalBytes} bytes exceeds ${maxBytes}`);
+        header = c.message;
+        buf = new Uint8Array(c.totalBytes);
+      }
+      if (c.offset !== received || received + c.data.length > buf!.length) return void (failed = `chunk at ${c.offset} out of order or too long`);
+      buf!.set(c.data, received);
+      received += c.data.length;
+    });
+    call.on('end', () => {
+      if (!failed && (!header || received !== buf!.length)) failed = `snapshot truncated: ${received} bytes received`;
+      if (failed) {
+        this.logger.warn({ err: failed }, 'refused snapshot');
+        return cb(null, { accepted: false, error: failed });
+      }
+      header!.snapshot = { metadata: header!.snapshot!.metadata, data: buf! };
+      this.handler([header!]);
+      cb(null, { accepted: true, error: '' });
+    });
+    call.on('error', (err) => this.logger.debug({ err: err.message }, 'inbound snapshot stream failed'));
+  }
+
+  send(messages: Message[]): void {
+    for (const m of messages) {
+      const p = this.peers.get(m.to);
+      if (p) p.enqueue(m);
+    }
+  }
+
+  onMessage(handler: MessageHandler): void {
+    this.handler = handler;
+  }
+  onUnreachable(handler: UnreachableHandler): void {
+    this.unreachable = handler;
+  }
+  onSnapshotStatus(handler: SnapshotStatusHandler): void {
+    this.snapshotStatus = handler;
+  }
+
+  addPeer(id: NodeId, addr: string): void {
+    if (id === this.o.id) return;
+    const existing = this.peers.get(id);
+    if (existing) existing.close();
+    const client = new this.clientCtor(addr, grpc.credentials.createInsecure(), {
+      'grpc.max_send_message_length': this.o.maxReceiveMessageBytes ?? DEFAULTS.maxReceiveMessageBytes,
+      // Reconnect quickly after a peer restarts; PeerSender paces stream re-creation itself.
+      'grpc.initial_reconnect_backoff_ms': this.o.reconnectInitialMs ?? DEFAULTS.reconnectInitialMs,
+      'grpc.max_reconnect_backoff_ms': this.o.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
+    });
+    this.peers.set(
+      id,
+      new PeerSender(client as never, {
+        selfId: this.o.id,
+        peerId: id,
+        addr,
+        maxQueuedMessages: this.o.maxQueuedMessages ?? DEFAULT_MAX_QUEUED_MESSAGES,
+        maxBatchMessages: this.o.maxBatchMessages ?? DEFAULTS.maxBatchMessages,
+        snapshotChunkBytes: this.o.snapshotChunkBytes ?? DEFAULTS.snapshotChunkBytes,
+        snapshotDeadlineMs: this.o.snapshotDeadlineMs ?? DEFAULTS.snapshotDeadlineMs,
+        reconnectInitialMs: this.o.reconnectInitialMs ?? DEFAULTS.reconnectInitialMs,
+        reconnectMaxMs: this.o.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
+        onUnreachable: (p) => this.unreachable(p),
+        onSnapshotStatus: (p, ok) => this.snapshotStatus(p, ok),
+        logger: this.logger,
+      }),
+    );
+  }
+
+  removePeer(id: NodeId): void {
+    this.peers.get(id)?.close();
+    this.peers.delete(id);
+  }
+
+  /** Messages dropped for `peer` because its queue was full. */
+  droppedMessages(peer: NodeId): number {
+    return this.peers.get(peer)?.droppedMessages ?? 0;
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.peers.values()) p.close();
+    this.peers.clear();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, SHUTDOWN_GRACE_MS);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,143 @@
+// Outbound half for one peer: a bounded queue flushed once per event-loop turn into one
+// long-lived client stream, reconnecting with exponential backoff. SNAP messages go out on
+// their own SendSnapshot call, in chunks.
+
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { EMPTY_BYTES, MessageType, type Message, type NodeId } from '../raft/index.js';
+import type { MessageBatch, SnapshotAck, SnapshotChunk, StreamSummary } from './codec.js';
+
+export interface PeerSenderOptions {
+  selfId: NodeId;
+  peerId: NodeId;
+  addr: string;
+  maxQueuedMessages: number;
+  /** Bound on messages in one streamed batch, so one write stays a reasonable size. */
+  maxBatchMessages: number;
+  snapshotChunkBytes: number;
+  reconnectInitialMs: number;
+  reconnectMaxMs: number;
+  /** A SendSnapshot call that takes longer than this fails (and is reported as failed). */
+  snapshotDeadlineMs: number;
+  onUnreachable: (peer: NodeId) => void;
+  onSnapshotStatus: (peer: NodeId, ok: boolean) => void;
+  logger: Logger;
+}
+
+type RaftClient = grpc.Client & {
+  Stream(cb: (err: grpc.ServiceError | null, res?: StreamSummary) => void): grpc.ClientWritableStream<MessageBatch>;
+  SendSnapshot(opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: SnapshotAck) => void): grpc.ClientWritableStream<SnapshotChunk>;
+};
+
+export class PeerSender {
+  private queue: Message[] = [];
+  private stream: grpc.ClientWritableStream<MessageBatch> | undefined;
+  private flushScheduled = false;
+  private waitingForDrain = false;
+  private backoffMs: number;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  /** Messages dropped because the queue was full (for status/metrics). */
+  droppedMessages = 0;
+
+  constructor(
+    private readonly client: RaftClient,
+    private readonly o: PeerSenderOptions,
+  ) {
+    this.backoffMs = o.reconnectInitialMs;
+  }
+
+  enqueue(m: Message): void {
+    if (this.closed) return;
+    if (m.type === MessageType.Snap) return this.sendSnapshot(m);
+    if (this.queue.length >= this.o.maxQueuedMessages) {
+      this.droppedMessages++;
+      this.o.onUnreachable(this.o.peerId);
+      return;
+    }
+    this.queue.push(m);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.closed || this.waitingForDrain || this.reconnectTimer || this.queue.length === 0) return;
+    const stream = this.stream ?? this.openStream();
+    while (this.queue.length > 0) {
+      const messages = this.queue.splice(0, this.o.maxBatchMessages);
+      if (!stream.write({ from: this.o.selfId, messages })) {
+        // HTTP/2 flow control is pushing back: keep the rest queued (bounded) until drained.
+        this.waitingForDrain = true;
+        stream.once('drain', () => {
+          this.waitingForDrain = false;
+          this.flush();
+        });
+        return;
+      }
+    }
+  }
+
+  private openStream(): grpc.ClientWritableStream<MessageBatch> {
+    const stream = this.client.Stream((err) => {
+      if (this.stream === stream) this.stream = undefined;
+      if (this.closed) return;
+      this.o.logger.debug({ peer: this.o.peerId, err: err?.message }, 'peer stream ended');
+      this.waitingForDrain = false;
+      this.o.onUnreachable(this.o.peerId);
+      this.scheduleReconnect();
+    });
+    // Errors also arrive through the callback above; this listener only keeps them from being unhandled.
+    stream.on('error', () => {});
+    // A stream that delivered something proves the peer is back: reset the backoff.
+    stream.once('metadata', () => (this.backoffMs = this.o.reconnectInitialMs));
+    this.stream = stream;
+    return stream;
+  }
+
+  private scheduleReconnect(): void {
+    if (this.reconnectTimer || this.closed) return;
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, this.o.reconnectMaxMs);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.flush();
+    }, delay);
+  }
+
+  private sendSnapshot(m: Message): void {
+    const data = m.snapshot?.data ?? EMPTY_BYTES;
+    const header: Message = { ...m, snapshot: m.snapshot && { metadata: m.snapshot.metadata, data: EMPTY_BYTES } };
+    const call = this.client.SendSnapshot({ deadline: Date.now() + this.o.snapshotDeadlineMs }, (err, ack) => {
+      const ok = !err && ack?.accepted === true;
+      if (!ok) this.o.logger.warn({ peer: this.o.peerId, err: err?.message ?? ack?.error }, 'snapshot send failed');
+      this.o.onSnapshotStatus(this.o.peerId, ok);
+      if (err) this.o.onUnreachable(this.o.peerId);
+    });
+    call.on('error', () => {});
+    void this.writeChunks(call, header, data);
+  }
+
+  private async writeChunks(call: grpc.ClientWritableStream<SnapshotChunk>, header: Message, data: Uint8Array): Promise<void> {
+    const step = this.o.snapshotChunkBytes;
+    for (let offset = 0; offset === 0 || offset < data.length; offset += step) {
+      const chunk: SnapshotChunk = { totalBytes: data.length, offset, data: data.subarray(offset, offset + step) };
+      if (offset === 0) chunk.message = header;
+      if (!call.write(chunk)) await new Promise<void>((resolve) => call.once('drain', resolve));
+      if (this.closed) break;
+    }
+    call.end();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.stream?.end();
+    this.stream = undefined;
+    this.queue = [];
+    this.client.close();
+  }
+}
