@@ -1,0 +1,261 @@
+// gRPC handlers of the public API (KV, Cluster, Admin). Every request is validated against
+// the node's limits before anything is proposed; every failure is a typed KvError mapped to
+// one gRPC status.
+
+import * as grpc from '@grpc/grpc-js';
+import {
+  Consistency,
+  encodeCommand,
+  type Command,
+  type DeleteRequest,
+  type GetRequest,
+  type PutRequest,
+  type RangeRequest,
+  type ReadHeader,
+  type ReadOptions,
+  type TxnRequest,
+} from '../client/proto.js';
+import { ConfChangeType, StateRole, type ConfChange } from '../raft/index.js';
+import type { ApplyResult } from '../state-machine/index.js';
+import type { FaultyTransport } from '../transport/index.js';
+import { encodeMemberContext } from '../transport/index.js';
+import type { Limits } from './config.js';
+import { failedPrecondition, invalidArgument, KvError, notFound, unavailable } from './errors.js';
+import type { NodeHost } from './node-host.js';
+
+type Handler<Req, Res> = (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
+
+/** Wraps an async handler: typed errors become statuses, anything else INTERNAL (logged). */
+function unary<Req, Res>(fn: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, cb) => {
+    fn(call.request, call).then(
+      (res) => cb(null, res),
+      (e: unknown) => {
+        if (e instanceof KvError) cb(e.toServiceError() as grpc.ServiceError);
+        else cb({ code: grpc.status.INTERNAL, details: (e as Error).message ?? String(e) } as grpc.ServiceError);
+      },
+    );
+  };
+}
+
+function timeoutMsOf(call: grpc.ServerUnaryCall<unknown, unknown>, defaultMs: number): number {
+  const d = call.getDeadline();
+  const at = d instanceof Date ? d.getTime() : Number(d);
+  if (!Number.isFinite(at)) return defaultMs;
+  return Math.max(1, Math.min(defaultMs * 12, at - Date.now()));
+}
+
+export function checkKey(key: Uint8Array | undefined, limits: Limits, what = 'key'): Uint8Array {
+  if (!key || key.length === 0) throw invalidArgument(`${what} must not be empty`);
+  if (key.length > limits.maxKeyBytes) throw invalidArgument(`${what} is ${key.length} bytes, over maxKeyBytes=${limits.maxKeyBytes}`);
+  return key;
+}
+
+function checkValue(value: Uint8Array | undefined, limits: Limits): void {
+  const n = value?.length ?? 0;
+  if (n > limits.maxValueBytes) throw new KvError(grpc.status.RESOURCE_EXHAUSTED, `value is ${n} bytes, over maxValueBytes=${limits.maxValueBytes}`);
+}
+
+function checkPut(p: PutRequest, limits: Limits): void {
+  checkKey(p.key, limits);
+  checkValue(p.value, limits);
+}
+
+function checkTxn(t: TxnRequest, limits: Limits): void {
+  const ops = (t.compare?.length ?? 0) + (t.success?.length ?? 0) + (t.failure?.length ?? 0);
+  if (ops > limits.maxTxnOps) throw new KvError(grpc.status.RESOURCE_EXHAUSTED, `txn has ${ops} operations, over maxTxnOps=${limits.maxTxnOps}`);
+  for (const c of t.compare ?? []) checkKey(c.key, limits, 'compare key');
+  for (const op of [...(t.success ?? []), ...(t.failure ?? [])]) {
+    if (op.requestPut) checkPut(op.requestPut, limits);
+    else if (op.requestDelete) checkKey(op.requestDelete.key, limits);
+    else if (op.requestRange) checkKey(op.requestRange.key, limits);
+    else throw invalidArgument('txn operation has no request');
+  }
+}
+
+export class KvService {
+  constructor(
+    private readonly host: NodeHost,
+    private readonly faults: FaultyTransport,
+  ) {}
+
+  private get limits(): Limits {
+    return this.host.cfg.limits;
+  }
+
+  private async write(cmd: Command, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<ApplyResult> {
+    const data = encodeCommand(cmd);
+    if (data.length > this.limits.maxRequestBytes) {
+      throw new KvError(grpc.status.RESOURCE_EXHAUSTED, `request is ${data.length} bytes, over maxRequestBytes=${this.limits.maxRequestBytes}`);
+    }
+    if (!this.host.isLeader()) throw unavailable('not the leader: send writes to the leader', this.host.leaderHint());
+    const r = await this.host.propose(data, timeoutMsOf(call, this.host.cfg.defaultRequestTimeoutMs));
+    if ('kind' in r && r.kind === 'invalid') throw invalidArgument(r.error);
+    return r;
+  }
+
+  /** Waits until this node may serve a read in the requested mode; returns the read header. */
+  private async readBarrier(read: ReadOptions | null | undefined, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<ReadHeader> {
+    const mode = read?.consistency ?? Consistency.Unspecified;
+    if (mode !== Consistency.Unspecified && mode !== Consistency.Linearizable) {
+      throw new KvError(grpc.status.UNIMPLEMENTED, `consistency ${Consistency[mode]} is not built yet; use LINEARIZABLE`);
+    }
+    await this.host.readBarrier(timeoutMsOf(call, this.host.cfg.defaultRequestTimeoutMs));
+    return this.readHeader(Consistency.Linearizable);
+  }
+
+  private readHeader(used: Consistency): ReadHeader {
+    const r = this.host.rawNode.raft;
+    const isLeader = r.state === StateRole.Leader;
+    return {
+      revision: this.host.sm.revision(),
+      servedBy: this.host.cfg.id,
+      consistencyUsed: used,
+      stalenessMs: isLeader ? 0 : Math.round(performance.now() - this.host.lastLeaderContactMs),
+      leaderId: r.lead,
+      raftTerm: r.term,
+    };
+  }
+
+  handlers(): grpc.UntypedServiceImplementation {
+    return {
+      Put: unary<PutRequest, unknown>(async (req, call) => {
+        checkPut(req, this.limits);
+        const r = await this.write({ put: req }, call);
+        return 'response' in r ? r.response : {};
+      }),
+      Delete: unary<DeleteRequest, unknown>(async (req, call) => {
+        checkKey(req.key, this.limits);
+        const r = await this.write({ delete: req }, call);
+        return 'response' in r ? r.response : {};
+      }),
+      Txn: unary<TxnRequest, unknown>(async (req, call) => {
+        checkTxn(req, this.limits);
+        const r = await this.write({ txn: req }, call);
+        return 'response' in r ? r.response : {};
+      }),
+      Get: unary<GetRequest, unknown>(async (req, call) => {
+        const key = checkKey(req.key, this.limits);
+        const header = await this.readBarrier(req.read, call);
+        return { header, kv: this.host.sm.get(key) ?? null };
+      }),
+      Range: unary<RangeRequest, unknown>(async (req, call) => {
+        checkKey(req.key, this.limits);
+        if (req.revision && req.revision !== 0) throw new KvError(grpc.status.UNIMPLEMENTED, 'reads at a past revision are not built yet');
+        const header = await this.readBarrier(req.read, call);
+        const res = await this.host.sm.range(req);
+        return { ...res, header };
+      }),
+    };
+  }
+
+  clusterHandlers(): grpc.UntypedServiceImplementation {
+    const members = () => this.host.memberList();
+    return {
+      Status: unary(async () => {
+        const s = this.host.rawNode.status();
+        return {
+          memberId: s.id,
+          leaderId: s.lead,
+          raftTerm: s.term,
+          role: roleName(s.role),
+          commitIndex: s.commit,
+          appliedIndex: this.host.sm.appliedIndex(),
+          revision: this.host.sm.revision(),
+          leaseRemainingTicks: s.leaseRemainingTicks,
+          members: members(),
+        };
+      }),
+      MemberList: unary(async () => ({ members: members() })),
+      MemberAdd: unary<{ id?: number; peerAddr?: string; clientAddr?: string }, unknown>(async (req, call) => this.addMember(req, false, call)),
+      MemberAddLearner: unary<{ id?: number; peerAddr?: string; clientAddr?: string }, unknown>(async (req, call) => this.addMember(req, true, call)),
+      MemberPromote: unary<{ id?: number }, unknown>(async (req, call) => {
+        const id = Number(req.id ?? 0);
+        const m = members().find((x) => x.id === id);
+        if (!m) throw notFound(`member ${id} is not in the cluster`);
+        if (!m.isLearner) throw failedPrecondition(`member ${id} is already a voter`);
+        await this.confChange({ type: ConfChangeType.AddNode, nodeId: id, context: encodeMemberContext(m) }, call);
+        return { members: members() };
+      }),
+      MemberRemove: unary<{ id?: number }, unknown>(async (req, call) => {
+        const id = Number(req.id ?? 0);
+        if (!this.host.knownMember(id)) throw notFound(`member ${id} is not in the cluster`);
+        await this.confChange({ type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) }, call);
+        return { members: members() };
+      }),
+      LeaderTransfer: unary<{ targetId?: number }, unknown>(async (req) => {
+        const id = Number(req.targetId ?? 0);
+        const m = members().find((x) => x.id === id);
+        if (!m) throw notFound(`member ${id} is not in the cluster`);
+        if (m.isLearner) throw failedPrecondition(`member ${id} is a learner and cannot lead`);
+        if (!this.host.isLeader()) throw unavailable('not the leader: send the transfer to the leader', this.host.leaderHint());
+        await this.host.withCore((n) => n.transferLeader(id));
+        const deadline = Date.now() + this.host.cfg.tickIntervalMs * this.host.cfg.electionTimeoutTicks * 2;
+        while (Date.now() < deadline) {
+          const lead = this.host.rawNode.raft.lead;
+          if (lead === id) return { leaderId: id };
+          await new Promise((r) => setTimeout(r, this.host.cfg.tickIntervalMs));
+        }
+        throw unavailable(`leadership did not move to ${id} within an election timeout`, this.host.leaderHint());
+      }),
+    };
+  }
+
+  private async addMember(req: { id?: number; peerAddr?: string; clientAddr?: string }, learner: boolean, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<unknown> {
+    const peerAddr = req.peerAddr ?? '';
+    if (!/^[^:\s]+:\d+$/.test(peerAddr)) throw invalidArgument(`peer_addr must be host:port, got "${peerAddr}"`);
+    const existing = this.host.memberList();
+    let id = Number(req.id ?? 0);
+    if (id === 0) id = Math.max(0, ...existing.map((m) => m.id)) + 1;
+    if (!Number.isSafeInteger(id) || id < 0) throw invalidArgument(`invalid member id ${req.id}`);
+    if (existing.some((m) => m.id === id)) throw failedPrecondition(`member ${id} already exists`);
+    const ctx = { peerAddr, clientAddr: req.clientAddr ?? '' };
+    await this.confChange({ type: learner ? ConfChangeType.AddLearner : ConfChangeType.AddNode, nodeId: id, context: encodeMemberContext(ctx) }, call);
+    return { member: { id, ...ctx, isLearner: learner }, members: this.host.memberList() };
+  }
+
+  /** Proposes a conf change and waits until it is applied here. */
+  private async confChange(cc: ConfChange, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<void> {
+    if (!this.host.isLeader()) throw unavailable('not the leader: send membership changes to the leader', this.host.leaderHint());
+    const res = await this.host.withCore((n) => n.proposeConfChange(cc));
+    if (!res.ok) {
+      if (res.reason === 'conf-change-pending') throw failedPrecondition('another membership change is still being applied; retry shortly');
+      throw unavailable(`membership change refused: ${res.reason}`, this.host.leaderHint());
+    }
+    const deadline = Date.now() + timeoutMsOf(call, this.host.cfg.defaultRequestTimeoutMs);
+    while (this.host.sm.appliedIndex() < res.index) {
+      if (Date.now() > deadline) throw new KvError(grpc.status.DEADLINE_EXCEEDED, 'membership change not applied before the deadline');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  adminHandlers(): grpc.UntypedServiceImplementation {
+    const toWire = () => {
+      const f = this.faults.faults();
+      const dir = { both: 0, outbound: 1, inbound: 2 }[f.partitionDirection];
+      return { faults: { dropProbability: f.dropProbability, delayMs: f.delayMs, partitionFrom: f.partitionFrom, partitionDirection: dir } };
+    };
+    return {
+      SetFaults: unary<{ faults?: { dropProbability?: number; delayMs?: number; partitionFrom?: number[]; partitionDirection?: number } }, unknown>(async (req) => {
+        const f = req.faults ?? {};
+        const dirs = ['both', 'outbound', 'inbound'] as const;
+        const dir = dirs[f.partitionDirection ?? 0];
+        if (!dir) throw invalidArgument(`unknown partition direction ${f.partitionDirection}`);
+        try {
+          this.faults.setFaults({ dropProbability: f.dropProbability ?? 0, delayMs: Number(f.delayMs ?? 0), partitionFrom: (f.partitionFrom ?? []).map(Number), partitionDirection: dir });
+        } catch (e) {
+          throw invalidArgument((e as Error).message);
+        }
+        return toWire();
+      }),
+      ClearFaults: unary(async () => {
+        this.faults.clearFaults();
+        return toWire();
+      }),
+    };
+  }
+}
+
+function roleName(role: StateRole): string {
+  return { Follower: 'FOLLOWER', PreCandidate: 'PRE_CANDIDATE', Candidate: 'CANDIDATE', Leader: 'LEADER' }[role];
+}

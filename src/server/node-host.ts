@@ -1,0 +1,439 @@
+// The node host: owns the RawNode, its LevelDB storage, the state machine and the peer
+// transport, and runs the Ready loop of DESIGN.md. Everything that arrives (peer messages,
+// ticks, proposals, read requests, admin operations) is queued; one turn steps all of it
+// into the core, takes ONE Ready, persists it in ONE synced batch, sends, applies, answers
+// waiting clients and advances. Proposals that arrive during a turn form the next batch
+// (group commit).
+
+import type { Logger as PinoLogger } from 'pino';
+import {
+  bootstrapState,
+  ConfChangeType,
+  decodeConfChange,
+  EntryType,
+  MessageType,
+  NONE,
+  RawNode,
+  StateRole,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type Message,
+  type NodeId,
+  type Ready,
+} from '../raft/index.js';
+import type { ApplyResult, KvStateMachine } from '../state-machine/index.js';
+import type { BatchOp, LevelRaftStorage, NodeDb } from '../storage/index.js';
+import { decodeMemberContext, type MemberContext } from '../transport/index.js';
+import type { Transport } from '../transport/index.js';
+import type { NodeConfig, PeerSpec } from './config.js';
+import { deadlineExceeded, KvError, resourceExhausted, unavailable } from './errors.js';
+
+const MEMBERS_KEY = new Uint8Array([0x68, 0x2f, 0x6d]); // 'h/m': host-owned member address table
+
+interface ProposalWaiter {
+  term: number;
+  resolve: (r: ApplyResult) => void;
+  reject: (e: KvError) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface ReadWaiter {
+  readIndex?: number;
+  resolve: (appliedIndex: number) => void;
+  reject: (e: KvError) => void;
+  timer: NodeJS.Timeout;
+}
+
+type AdminOp = () => void;
+
+export interface MemberInfo extends MemberContext {
+  id: NodeId;
+  isLearner: boolean;
+}
+
+export class NodeHost {
+  readonly rawNode: RawNode;
+  private inbox: Message[] = [];
+  private pendingTicks = 0;
+  private proposalQueue: Array<{ data: Uint8Array; waiter: Omit<ProposalWaiter, 'term'> }> = [];
+  private readQueue: Array<{ ctx: string; waiter: ReadWaiter }> = [];
+  private adminQueue: AdminOp[] = [];
+  private readonly proposals = new Map<number, ProposalWaiter>();
+  private readonly reads = new Map<string, ReadWaiter>();
+  private readSeq = 0;
+  private turnScheduled = false;
+  private turnRunning = false;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private members = new Map<NodeId, MemberContext>();
+  /** Monotonic ms when we last heard from a leader (or were one). */
+  lastLeaderContactMs = performance.now();
+  /** Resolved when the loop dies on an unrecoverable error (disk failure, invariant). */
+  fatal: Error | undefined;
+  private readonly enc = new TextEncoder();
+  private readonly dec = new TextDecoder();
+
+  private constructor(
+    readonly cfg: NodeConfig,
+    readonly storage: LevelRaftStorage,
+    readonly sm: KvStateMachine,
+    private readonly transport: Transport,
+    private readonly log: PinoLogger,
+    members: Map<NodeId, MemberContext>,
+  ) {
+    this.members = members;
+    const appliedIndex = Math.min(sm.appliedIndex(), storage.hardState().commit);
+    this.rawNode = new RawNode({
+      id: cfg.id,
+      electionTimeoutTicks: cfg.electionTimeoutTicks,
+      heartbeatIntervalTicks: cfg.heartbeatIntervalTicks,
+      storage,
+      appliedIndex,
+      maxMsgBytes: cfg.maxMsgBytes,
+      maxInflightMsgs: cfg.maxInflightMsgs,
+      maxCommittedBytesPerReady: 4 * 1024 * 1024,
+      checkQuorum: true,
+      preVote: true,
+      leaseMarginTicks: cfg.leaseMarginTicks,
+      randomInt: (n) => Math.floor(Math.random() * n),
+      logger: { debug: (m) => log.debug(m), info: (m) => log.info(m), warn: (m) => log.warn(m) },
+    });
+  }
+
+  /** Opens (bootstrapping if brand new) and starts the loop. */
+  static async start(
+    cfg: NodeConfig,
+    deps: { db: NodeDb; storage: LevelRaftStorage; sm: KvStateMachine; transport: Transport; log: PinoLogger },
+  ): Promise<NodeHost> {
+    const members = await loadMembers(deps.db, cfg.initialCluster);
+    const fresh = deps.storage.lastIndex() === 0 && deps.storage.hardState().term === 0;
+    if (fresh && !cfg.join) await bootstrap(cfg, deps.storage);
+    const host = new NodeHost(cfg, deps.storage, deps.sm, deps.transport, deps.log, members);
+    for (const [id, m] of members) if (id !== cfg.id) deps.transport.addPeer(id, m.peerAddr);
+    deps.transport.onMessage((msgs) => host.receive(msgs));
+    deps.transport.onUnreachable((peer) => host.enqueueAdmin(() => host.rawNode.reportUnreachable(peer)));
+    deps.transport.onSnapshotStatus((peer, ok) => host.enqueueAdmin(() => host.rawNode.reportSnapshot(peer, ok)));
+    host.tickTimer = setInterval(() => {
+      host.pendingTicks++;
+      host.scheduleTurn();
+    }, cfg.tickIntervalMs);
+    host.scheduleTurn();
+    return host;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    const err = unavailable('node is shutting down');
+    for (const w of this.proposals.values()) this.failWaiter(w, err);
+    for (const w of this.reads.values()) this.failWaiter(w, err);
+    for (const p of this.proposalQueue) this.failWaiter(p.waiter, err);
+    for (const r of this.readQueue) this.failWaiter(r.waiter, err);
+    this.proposals.clear();
+    this.reads.clear();
+    this.proposalQueue = [];
+    this.readQueue = [];
+    // Let an in-flight turn finish its batch before the db closes.
+    for (let i = 0; i < 200 && this.turnRunning; i++) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  private failWaiter(w: { reject: (e: KvError) => void; timer: NodeJS.Timeout }, e: KvError): void {
+    clearTimeout(w.timer);
+    w.reject(e);
+  }
+
+  // ------------------------------------------------------------------ inputs
+
+  private receive(msgs: Message[]): void {
+    for (const m of msgs) this.inbox.push(m);
+    this.scheduleTurn();
+  }
+
+  enqueueAdmin(op: AdminOp): void {
+    this.adminQueue.push(op);
+    this.scheduleTurn();
+  }
+
+  /** Runs `fn` against the core at the next turn (never between ready and advance). */
+  withCore<T>(fn: (n: RawNode) => T): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.enqueueAdmin(() => {
+        try {
+          resolve(fn(this.rawNode));
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+  }
+
+  /** Replicates a command; resolves with its apply result once committed and applied here. */
+  propose(data: Uint8Array, timeoutMs: number): Promise<ApplyResult> {
+    this.checkAlive();
+    if (this.proposals.size + this.proposalQueue.length >= this.cfg.limits.maxPendingProposals) {
+      return Promise.reject(resourceExhausted(`too many pending proposals (maxPendingProposals=${this.cfg.limits.maxPendingProposals})`));
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => this.timeoutProposal(waiter), timeoutMs),
+      };
+      this.proposalQueue.push({ data, waiter });
+      this.scheduleTurn();
+    });
+  }
+
+  private timeoutProposal(waiter: Omit<ProposalWaiter, 'term'>): void {
+    const queued = this.proposalQueue.findIndex((p) => p.waiter === waiter);
+    if (queued >= 0) this.proposalQueue.splice(queued, 1);
+    for (const [idx, w] of this.proposals) if (w.resolve === waiter.resolve) this.proposals.delete(idx);
+    waiter.reject(deadlineExceeded('write not applied before the deadline; it may still commit (retry with the same idempotency key)'));
+  }
+
+  /** Resolves with the applied index at which a linearizable read may be served. */
+  readBarrier(timeoutMs: number): Promise<number> {
+    this.checkAlive();
+    if (this.reads.size + this.readQueue.length >= this.cfg.limits.maxPendingReads) {
+      return Promise.reject(resourceExhausted(`too many pending reads (maxPendingReads=${this.cfg.limits.maxPendingReads})`));
+    }
+    const ctx = `${this.cfg.id}:${++this.readSeq}`;
+    return new Promise((resolve, reject) => {
+      const waiter: ReadWaiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.reads.delete(ctx);
+          const q = this.readQueue.findIndex((r) => r.ctx === ctx);
+          if (q >= 0) this.readQueue.splice(q, 1);
+          reject(unavailable('no read index before the deadline (no leader reachable?)', this.leaderHint()));
+        }, timeoutMs),
+      };
+      this.readQueue.push({ ctx, waiter });
+      this.scheduleTurn();
+    });
+  }
+
+  private checkAlive(): void {
+    if (this.fatal) throw unavailable(`node stopped after a fatal error: ${this.fatal.message}`);
+    if (this.stopped) throw unavailable('node is shutting down');
+  }
+
+  // ------------------------------------------------------------------ the loop
+
+  private scheduleTurn(): void {
+    if (this.turnScheduled || this.stopped) return;
+    this.turnScheduled = true;
+    setImmediate(() => {
+      this.turnScheduled = false;
+      if (this.turnRunning) return; // the running turn loops until idle
+      void this.runTurns();
+    });
+  }
+
+  private async runTurns(): Promise<void> {
+    this.turnRunning = true;
+    try {
+      for (;;) {
+        this.stepInputs();
+        if (!this.rawNode.hasReady() || this.stopped) break;
+        await this.handleReady(this.rawNode.ready());
+      }
+    } catch (e) {
+      this.fatal = e as Error;
+      this.log.fatal({ err: e }, 'ready loop failed; node stops serving');
+      if (this.tickTimer) clearInterval(this.tickTimer);
+      this.stopped = true;
+    } finally {
+      this.turnRunning = false;
+    }
+    if (this.inbox.length || this.pendingTicks || this.proposalQueue.length || this.readQueue.length || this.adminQueue.length) {
+      this.scheduleTurn();
+    }
+  }
+
+  private stepInputs(): void {
+    const n = this.rawNode;
+    for (; this.pendingTicks > 0; this.pendingTicks--) n.tick();
+    const inbox = this.inbox;
+    this.inbox = [];
+    for (const m of inbox) {
+      if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) {
+        this.lastLeaderContactMs = performance.now();
+      }
+      n.step(m);
+    }
+    const admin = this.adminQueue;
+    this.adminQueue = [];
+    for (const op of admin) op();
+    this.stepProposals();
+    const reads = this.readQueue;
+    this.readQueue = [];
+    for (const r of reads) {
+      this.reads.set(r.ctx, r.waiter);
+      n.readIndex(this.enc.encode(r.ctx));
+    }
+  }
+
+  private stepProposals(): void {
+    if (this.proposalQueue.length === 0) return;
+    const batch = this.proposalQueue;
+    this.proposalQueue = [];
+    const res = this.rawNode.proposeBatch(batch.map((p) => p.data));
+    if (!res.ok) {
+      const err = unavailable(`not the leader (${res.reason})`, this.leaderHint());
+      for (const p of batch) this.failWaiter(p.waiter, err);
+      return;
+    }
+    const term = this.rawNode.raft.term;
+    const first = res.index - batch.length + 1;
+    batch.forEach((p, i) => this.proposals.set(first + i, { ...p.waiter, term }));
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.onSoftState(rd.softState.role, rd.softState.leader);
+    // 1. Persist (a received snapshot replaces the state machine in the same batch).
+    let restore: Awaited<ReturnType<KvStateMachine['prepareRestore']>> | undefined;
+    if (rd.snapshot) restore = await this.sm.prepareRestore(rd.snapshot.data);
+    await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, restore?.ops ?? []);
+    restore?.commit();
+    // 2. Send (snapshots carry the state machine's current state: a "merged" snapshot whose
+    //    data may be newer than its metadata; the receiver skips entries it already holds).
+    await this.fillSnapshots(rd.messages);
+    if (rd.messages.length > 0) this.transport.send(rd.messages);
+    // 3. Apply.
+    if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
+    // 4. Read states.
+    for (const rs of rd.readStates) {
+      const w = this.reads.get(this.dec.decode(rs.requestCtx));
+      if (w) w.readIndex = rs.index;
+    }
+    this.rawNode.advance(rd);
+    this.serveReads();
+    await this.maybeSnapshot();
+  }
+
+  private onSoftState(role: StateRole, leader: NodeId): void {
+    this.log.info({ role, leader }, 'role changed');
+    if (role === StateRole.Leader) this.lastLeaderContactMs = performance.now();
+  }
+
+  private async fillSnapshots(messages: Message[]): Promise<void> {
+    let data: Uint8Array | undefined;
+    for (const m of messages) {
+      if (m.type !== MessageType.Snap || !m.snapshot) continue;
+      data ??= (await this.sm.createSnapshot()).data;
+      m.snapshot = { metadata: m.snapshot.metadata, data };
+    }
+  }
+
+  private async apply(entries: Entry[]): Promise<void> {
+    const extraOps: BatchOp[] = [];
+    const confChanges: Array<{ index: number; cc: ConfChange }> = [];
+    for (const e of entries) {
+      if (e.type !== EntryType.ConfChange) continue;
+      confChanges.push({ index: e.index, cc: decodeConfChange(e.data) });
+    }
+    // Conf changes take effect in the core as they are applied; the resulting membership is
+    // written in the same batch as the apply so a restart sees what the applied index implies.
+    let lastConf: { index: number; cs: ConfState } | undefined;
+    for (const { index, cc } of confChanges) {
+      const cs = this.rawNode.applyConfChange(cc);
+      lastConf = { index, cs };
+      this.onMembershipChange(cc);
+    }
+    if (lastConf) {
+      extraOps.push(this.storage.confStateOp(lastConf.index, lastConf.cs));
+      extraOps.push({ type: 'put', key: MEMBERS_KEY, value: this.enc.encode(JSON.stringify([...this.members])) });
+    }
+    const results = await this.sm.applyEntries(entries, { extraOps });
+    for (let i = 0; i < entries.length; i++) this.resolveProposal(entries[i]!, results[i]!);
+  }
+
+  private onMembershipChange(cc: ConfChange): void {
+    if (cc.type === ConfChangeType.RemoveNode) {
+      this.members.delete(cc.nodeId);
+      if (cc.nodeId !== this.cfg.id) this.transport.removePeer(cc.nodeId);
+      return;
+    }
+    if (cc.context.length === 0) return;
+    const ctx = decodeMemberContext(cc.context);
+    this.members.set(cc.nodeId, ctx);
+    if (cc.nodeId !== this.cfg.id) this.transport.addPeer(cc.nodeId, ctx.peerAddr);
+  }
+
+  private resolveProposal(e: Entry, r: ApplyResult): void {
+    const w = this.proposals.get(e.index);
+    if (!w) return;
+    this.proposals.delete(e.index);
+    clearTimeout(w.timer);
+    // Another leader's entry at our index means our proposal was overwritten: never committed.
+    if (e.term !== w.term) w.reject(unavailable('leadership changed before the write committed; it was not applied', this.leaderHint()));
+    else w.resolve(r);
+  }
+
+  private serveReads(): void {
+    const applied = this.sm.appliedIndex();
+    for (const [ctx, w] of this.reads) {
+      if (w.readIndex === undefined || w.readIndex > applied) continue;
+      this.reads.delete(ctx);
+      clearTimeout(w.timer);
+      w.resolve(applied);
+    }
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    const applied = Math.min(this.sm.appliedIndex(), this.storage.hardState().commit);
+    if (applied - this.storage.snapshot().metadata.index < this.cfg.snapshotEveryEntries) return;
+    await this.storage.createSnapshot(applied, this.rawNode.raft.confState());
+    const compactTo = applied - this.cfg.compactionLagEntries;
+    if (compactTo > this.storage.firstIndex()) await this.storage.compact(compactTo);
+    this.log.info({ applied, compactTo }, 'snapshot taken, log compacted');
+  }
+
+  // ------------------------------------------------------------------ status
+
+  leaderHint(): { id: NodeId; clientAddr: string } | undefined {
+    const lead = this.rawNode.raft.lead;
+    if (lead === NONE) return undefined;
+    const m = this.members.get(lead);
+    return m ? { id: lead, clientAddr: m.clientAddr } : undefined;
+  }
+
+  isLeader(): boolean {
+    return this.rawNode.raft.state === StateRole.Leader;
+  }
+
+  memberList(): MemberInfo[] {
+    const cs = this.rawNode.raft.confState();
+    const out: MemberInfo[] = [];
+    for (const id of [...cs.voters, ...cs.learners]) {
+      const m = this.members.get(id) ?? { peerAddr: '', clientAddr: '' };
+      out.push({ id, ...m, isLearner: cs.learners.includes(id) });
+    }
+    return out;
+  }
+
+  knownMember(id: NodeId): boolean {
+    const cs = this.rawNode.raft.confState();
+    return cs.voters.includes(id) || cs.learners.includes(id);
+  }
+}
+
+async function bootstrap(cfg: NodeConfig, storage: LevelRaftStorage): Promise<void> {
+  const { encodeMemberContext } = await import('../transport/index.js');
+  const b = bootstrapState(cfg.initialCluster.map((p) => ({ id: p.id, context: encodeMemberContext({ peerAddr: p.peerAddr, clientAddr: p.clientAddr }) })));
+  await storage.bootstrap(b.confState);
+  await storage.save({ hardState: b.hardState, entries: b.entries });
+}
+
+async function loadMembers(db: NodeDb, initial: PeerSpec[]): Promise<Map<NodeId, MemberContext>> {
+  const members = new Map<NodeId, MemberContext>();
+  for (const p of initial) members.set(p.id, { peerAddr: p.peerAddr, clientAddr: p.clientAddr });
+  const raw = await db.get(MEMBERS_KEY);
+  if (raw) {
+    for (const [id, m] of JSON.parse(new TextDecoder().decode(raw)) as Array<[NodeId, MemberContext]>) members.set(id, m);
+  }
+  return members;
+}

@@ -1,0 +1,58 @@
+// Assembles one node: LevelDB, Raft storage, state machine, fault-injectable gRPC peer
+// transport, the Ready loop, and the client-facing gRPC server.
+
+import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
+import { kvServiceDefinition } from '../client/proto.js';
+import { KvStateMachine } from '../state-machine/index.js';
+import { LevelRaftStorage, openNodeDb, type NodeDb } from '../storage/index.js';
+import { FaultyTransport, GrpcTransport } from '../transport/index.js';
+import type { NodeConfig } from './config.js';
+import { KvService } from './kv-service.js';
+import { NodeHost } from './node-host.js';
+
+export interface RunningNode {
+  host: NodeHost;
+  clientPort: number;
+  peerPort: number;
+  stop(): Promise<void>;
+}
+
+export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
+  const log = pino({ level: cfg.logLevel, base: { node: cfg.id } }, pino.destination(2));
+  const db: NodeDb = await openNodeDb(cfg.dataDir);
+  let grpcTransport: GrpcTransport | undefined;
+  try {
+    const storage = await LevelRaftStorage.open(db);
+    const sm = await KvStateMachine.open(db);
+    grpcTransport = await GrpcTransport.start({ id: cfg.id, listenAddr: cfg.peerAddr, logger: log });
+    const transport = new FaultyTransport(grpcTransport);
+    const host = await NodeHost.start(cfg, { db, storage, sm, transport, log });
+    const service = new KvService(host, transport);
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': cfg.limits.maxRequestBytes });
+    server.addService(kvServiceDefinition('KV'), service.handlers());
+    server.addService(kvServiceDefinition('Cluster'), service.clusterHandlers());
+    server.addService(kvServiceDefinition('Admin'), service.adminHandlers());
+    const clientPort = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(cfg.clientAddr, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    log.info({ clientPort, peerPort: grpcTransport.port }, 'node started');
+    const peerTransport = grpcTransport;
+    return {
+      host,
+      clientPort,
+      peerPort: grpcTransport.port,
+      stop: async () => {
+        await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+        await host.stop();
+        await transport.close();
+        await peerTransport.close();
+        await db.close();
+      },
+    };
+  } catch (e) {
+    await grpcTransport?.close();
+    await db.close();
+    throw e;
+  }
+}
