@@ -1,0 +1,193 @@
+// Local clusters on loopback.
+//
+//   npm start                                  3 nodes in the foreground; Ctrl-C stops them all
+//   npm run cluster -- start [--nodes 5]       the same, in the background (pid files)
+//   npm run cluster -- status                  which nodes run, who leads
+//   npm run cluster -- stop                    stops exactly the pids this script started
+//
+// Ports: clients base-client-port+i (7001..), peers base-peer-port+i (7101..); data under
+// --data-dir (default ./data, ignored by git), one directory per node.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { Command } from 'commander';
+import { kvServiceDefinition } from '../src/client/proto.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const KVD = join(ROOT, 'src/cli/kvd.mjs');
+const LEADER_WAIT_MS = 15_000;
+
+interface ClusterOptions {
+  nodes: string;
+  baseClientPort: string;
+  basePeerPort: string;
+  dataDir: string;
+  runDir: string;
+  tickMs: string;
+  logLevel: string;
+  foreground?: boolean;
+}
+
+interface NodeSpec {
+  id: number;
+  clientAddr: string;
+  peerAddr: string;
+  dataDir: string;
+}
+
+function specs(o: ClusterOptions): NodeSpec[] {
+  const n = Number(o.nodes);
+  if (!Number.isSafeInteger(n) || n < 1 || n > 9) throw new Error(`--nodes must be 1..9, got ${o.nodes}`);
+  return Array.from({ length: n }, (_, i) => ({
+    id: i + 1,
+    clientAddr: `127.0.0.1:${Number(o.baseClientPort) + i}`,
+    peerAddr: `127.0.0.1:${Number(o.basePeerPort) + i}`,
+    dataDir: resolve(o.dataDir, `n${i + 1}`),
+  }));
+}
+
+function pidFile(o: ClusterOptions, id: number): string {
+  return resolve(o.runDir, `n${id}.pid`);
+}
+
+function spawnNode(s: NodeSpec, all: NodeSpec[], o: ClusterOptions, background: boolean): ChildProcess {
+  const peers = all.map((p) => `${p.id}=${p.peerAddr}/${p.clientAddr}`).join(',');
+  const args = [KVD, '--id', String(s.id), '--data-dir', s.dataDir, '--client-addr', s.clientAddr, '--peer-addr', s.peerAddr, '--peers', peers, '--tick-ms', o.tickMs, '--log-level', o.logLevel];
+  if (!background) return spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  mkdirSync(o.runDir, { recursive: true });
+  const logFd = openSync(resolve(o.runDir, `n${s.id}.log`), 'a');
+  const child = spawn(process.execPath, args, { stdio: ['ignore', logFd, logFd], detached: true });
+  child.unref();
+  return child;
+}
+
+type StatusReply = { memberId: number; leaderId: number; raftTerm: number; role: string; commitIndex: number; appliedIndex: number; revision: number };
+
+export function nodeStatus(addr: string, timeoutMs: number): Promise<StatusReply | undefined> {
+  const Ctor = grpc.makeGenericClientConstructor(kvServiceDefinition('Cluster'), 'Cluster');
+  const client = new Ctor(addr, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    Status: (req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: StatusReply) => void) => void;
+  };
+  return new Promise((resolveStatus) => {
+    client.Status({}, { deadline: Date.now() + timeoutMs }, (err, res) => {
+      client.close();
+      resolveStatus(err ? undefined : res);
+    });
+  });
+}
+
+async function waitForLeader(nodes: NodeSpec[]): Promise<StatusReply | undefined> {
+  const deadline = Date.now() + LEADER_WAIT_MS;
+  while (Date.now() < deadline) {
+    for (const n of nodes) {
+      const s = await nodeStatus(n.clientAddr, 500);
+      if (s?.role === 'LEADER') return s;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return undefined;
+}
+
+function printEndpoints(nodes: NodeSpec[], leader: StatusReply | undefined): void {
+  console.log(`raftkv: ${nodes.length}-node cluster on loopback`);
+  for (const n of nodes) console.log(`  node ${n.id}: client ${n.clientAddr}  peer ${n.peerAddr}  data ${n.dataDir}`);
+  console.log(leader ? `  leader: node ${leader.memberId} (term ${leader.raftTerm})` : '  leader: none yet (still electing?)');
+  console.log(`  try: npx kvctl --endpoints ${nodes.map((n) => n.clientAddr).join(',')} put hello world`);
+}
+
+async function startForeground(o: ClusterOptions): Promise<void> {
+  const nodes = specs(o);
+  const children = nodes.map((s) => spawnNode(s, nodes, o, false));
+  let stopping = false;
+  const stopAll = (): void => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nraftkv: stopping all nodes');
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  };
+  process.on('SIGINT', stopAll);
+  process.on('SIGTERM', stopAll);
+  for (const c of children) {
+    c.on('exit', (code) => {
+      if (!stopping) console.error(`raftkv: node pid ${c.pid} exited with code ${code}`);
+      if (children.every((x) => x.exitCode !== null || x.signalCode !== null)) process.exit(0);
+    });
+  }
+  printEndpoints(nodes, await waitForLeader(nodes));
+  console.log('  Ctrl-C stops all nodes.');
+}
+
+async function startBackground(o: ClusterOptions): Promise<void> {
+  const nodes = specs(o);
+  for (const s of nodes) {
+    if (existsSync(pidFile(o, s.id)) && isRunning(readPid(o, s.id))) throw new Error(`node ${s.id} already runs (pid ${readPid(o, s.id)}); stop it first`);
+  }
+  for (const s of nodes) {
+    const child = spawnNode(s, nodes, o, true);
+    writeFileSync(pidFile(o, s.id), String(child.pid));
+  }
+  printEndpoints(nodes, await waitForLeader(nodes));
+  console.log(`  pids in ${o.runDir}; stop with: npm run cluster -- stop`);
+}
+
+function readPid(o: ClusterOptions, id: number): number {
+  return Number(readFileSync(pidFile(o, id), 'utf8').trim());
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function stop(o: ClusterOptions): Promise<void> {
+  for (const s of specs(o)) {
+    const f = pidFile(o, s.id);
+    if (!existsSync(f)) continue;
+    const pid = readPid(o, s.id);
+    if (isRunning(pid)) {
+      process.kill(pid, 'SIGTERM');
+      for (let i = 0; i < 50 && isRunning(pid); i++) await new Promise((r) => setTimeout(r, 100));
+      if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+      console.log(`stopped node ${s.id} (pid ${pid})`);
+    }
+    rmSync(f);
+  }
+}
+
+async function status(o: ClusterOptions): Promise<void> {
+  for (const s of specs(o)) {
+    const st = await nodeStatus(s.clientAddr, 1000);
+    console.log(st ? `node ${s.id} ${s.clientAddr}: ${st.role} term=${st.raftTerm} leader=${st.leaderId} commit=${st.commitIndex} applied=${st.appliedIndex} revision=${st.revision}` : `node ${s.id} ${s.clientAddr}: not reachable`);
+  }
+}
+
+async function main(): Promise<void> {
+  const program = new Command().name('cluster').description('Run a local raftkv cluster on loopback');
+  const withOpts = (c: Command): Command =>
+    c
+      .option('--nodes <n>', 'cluster size', '3')
+      .option('--base-client-port <port>', 'client port of node 1', '7001')
+      .option('--base-peer-port <port>', 'peer port of node 1', '7101')
+      .option('--data-dir <dir>', 'parent of the node data directories', resolve(ROOT, 'data'))
+      .option('--run-dir <dir>', 'pid and log files of background nodes', resolve(ROOT, '.cluster'))
+      .option('--tick-ms <ms>', 'Raft tick interval', '100')
+      .option('--log-level <level>', 'node log level', 'warn');
+  withOpts(program.command('start'))
+    .option('--foreground', 'run in the foreground; Ctrl-C stops every node')
+    .action((o: ClusterOptions) => (o.foreground ? startForeground(o) : startBackground(o)));
+  withOpts(program.command('stop')).action((o: ClusterOptions) => stop(o));
+  withOpts(program.command('status')).action((o: ClusterOptions) => status(o));
+  await program.parseAsync();
+}
+
+main().catch((e: Error) => {
+  console.error(`cluster: ${e.message}`);
+  process.exit(1);
+});

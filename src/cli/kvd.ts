@@ -1,0 +1,119 @@
+// `kvd`: runs one raftkv node in the foreground until SIGINT/SIGTERM.
+//
+//   kvd --id 1 --data-dir data/n1 --client-addr 127.0.0.1:7001 --peer-addr 127.0.0.1:7101 \
+//       --peers 1=127.0.0.1:7101/127.0.0.1:7001,2=127.0.0.1:7102/127.0.0.1:7002,3=127.0.0.1:7103/127.0.0.1:7003
+//
+// `--peers` lists the founding members as id=peerAddr/clientAddr. A node that joins a running
+// cluster (after `kvctl member add`) gets `--join` and the current members in `--peers`.
+
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { defaultNodeConfig, type NodeConfig, type PeerSpec } from '../server/config.js';
+import { startNode } from '../server/server.js';
+
+interface KvdFlags {
+  id?: string;
+  dataDir?: string;
+  clientAddr?: string;
+  peerAddr?: string;
+  peers?: string;
+  join?: boolean;
+  tickMs?: string;
+  electionTicks?: string;
+  snapshotEntries?: string;
+  logLevel?: string;
+  config?: string;
+}
+
+export class UsageError extends Error {}
+
+export function parsePeers(spec: string): PeerSpec[] {
+  return spec
+    .split(',')
+    .filter((s) => s.trim() !== '')
+    .map((item) => {
+      const m = /^(\d+)=([^/\s]+:\d+)(?:\/([^/\s]+:\d+))?$/.exec(item.trim());
+      if (!m) throw new UsageError(`--peers entry "${item}" is not id=peerHost:port[/clientHost:port]`);
+      return { id: Number(m[1]), peerAddr: m[2]!, clientAddr: m[3] ?? '' };
+    });
+}
+
+function positiveInt(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+export function configFromFlags(f: KvdFlags): NodeConfig {
+  const file: Partial<KvdFlags> = f.config ? (JSON.parse(readFileSync(f.config, 'utf8')) as Partial<KvdFlags>) : {};
+  const merged: KvdFlags = { ...file, ...Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined)) };
+  const id = positiveInt('id', merged.id, 0);
+  if (!merged.dataDir) throw new UsageError('--data-dir is required');
+  if (!merged.peerAddr || !merged.clientAddr) throw new UsageError('--peer-addr and --client-addr are required');
+  const peers = parsePeers(merged.peers ?? `${id}=${merged.peerAddr}/${merged.clientAddr}`);
+  if (!merged.join && !peers.some((p) => p.id === id)) throw new UsageError(`--peers must include this node's id ${id}`);
+  for (const p of peers) if (p.id === id && !p.clientAddr) p.clientAddr = merged.clientAddr;
+  return defaultNodeConfig({
+    id,
+    dataDir: merged.dataDir,
+    clientAddr: merged.clientAddr,
+    peerAddr: merged.peerAddr,
+    initialCluster: peers,
+    join: merged.join ?? false,
+    tickIntervalMs: positiveInt('tick-ms', merged.tickMs, 100),
+    electionTimeoutTicks: positiveInt('election-ticks', merged.electionTicks, 10),
+    snapshotEveryEntries: positiveInt('snapshot-entries', merged.snapshotEntries, 10_000),
+    logLevel: merged.logLevel ?? 'warn',
+  });
+}
+
+export async function main(): Promise<void> {
+  const program = new Command()
+    .name('kvd')
+    .description('Run one raftkv node')
+    .option('--id <n>', 'member id (positive integer)')
+    .option('--data-dir <dir>', 'data directory (LevelDB); one node per directory')
+    .option('--client-addr <host:port>', 'client gRPC address')
+    .option('--peer-addr <host:port>', 'peer (Raft) gRPC address')
+    .option('--peers <list>', 'founding members: id=peerHost:port/clientHost:port,...')
+    .option('--join', 'join a running cluster (start empty, wait for the leader)')
+    .option('--tick-ms <ms>', 'Raft tick interval in milliseconds (default 100)')
+    .option('--election-ticks <n>', 'election timeout in ticks (default 10)')
+    .option('--snapshot-entries <n>', 'snapshot and compact every N applied entries (default 10000)')
+    .option('--log-level <level>', 'pino level: fatal|error|warn|info|debug (default warn)')
+    .option('--config <file>', 'JSON file with any of the flags above (camelCase); flags win');
+  program.parse();
+  let cfg: NodeConfig;
+  try {
+    cfg = configFromFlags(program.opts<KvdFlags>());
+  } catch (e) {
+    process.stderr.write(`kvd: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
+  let node;
+  try {
+    node = await startNode(cfg);
+  } catch (e) {
+    process.stderr.write(`kvd: cannot start node ${cfg.id}: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`kvd: node ${cfg.id} serving clients on ${cfg.clientAddr}, peers on ${cfg.peerAddr}\n`);
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`kvd: node ${cfg.id} stopping (${signal})\n`);
+    await node.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  const fatalCheck = setInterval(() => {
+    if (!node.host.fatal) return;
+    clearInterval(fatalCheck);
+    process.stderr.write(`kvd: node ${cfg.id} hit a fatal error: ${node.host.fatal.message}\n`);
+    process.exit(70);
+  }, 200);
+}
+
