@@ -1,0 +1,779 @@
+// The TypeScript SDK of raftkv: one KvClient talks to a cluster through any of its client
+// endpoints. It finds the leader (Status of every endpoint), caches the leader's client
+// address, follows the leader hints servers attach to UNAVAILABLE errors (connecting to a
+// hinted address even when it is not in `endpoints`), bounds every call by a deadline and
+// retries with exponential backoff + full jitter only where a retry cannot apply a write twice.
+//
+// Retry safety (until idempotency keys exist, a later issue):
+//   - Reads (get, range, status, members) are retried on UNAVAILABLE: running them twice is harmless.
+//   - Writes (put, delete, txn, member changes, leader transfer) are retried ONLY when the
+//     server definitely did not apply them:
+//       * UNAVAILABLE "not the leader ..." — refused by a follower (or by a node that lost
+//         leadership) before anything was proposed;
+//       * UNAVAILABLE "... it was not applied" — the proposal's log slot was taken by another
+//         leader's entry, so it can never commit;
+//       * UNAVAILABLE "membership change refused ..." — the core refused the proposal;
+//       * RESOURCE_EXHAUSTED "too many pending proposals" — refused before being queued;
+//       * UNAVAILABLE "No connection established" — grpc-js never sent the request
+//         (connection refused, nothing listening);
+//       * errors the client raised itself before sending (no leader known).
+//   - A write is NEVER retried after DEADLINE_EXCEEDED, a dropped connection or any other
+//     error: the outcome is unknown (the entry may still commit), and a blind retry could
+//     apply it twice. Such errors reach the caller, who must decide (e.g. read back).
+// The classification above matches the server's error messages (src/server); it is
+// deliberately conservative: anything unrecognised counts as "maybe applied".
+
+import * as grpc from '@grpc/grpc-js';
+import { LEADER_ADDR_METADATA_KEY, LEADER_ID_METADATA_KEY } from '../server/errors.js';
+import {
+  CompareResult,
+  CompareTarget,
+  Consistency,
+  kvServiceDefinition,
+  PartitionDirection,
+  type Compare,
+  type FaultConfig,
+  type KeyValue,
+  type Member,
+  type RangeRequest,
+  type ReadHeader,
+  type ReadOptions,
+  type RequestOp,
+  type ResponseOp,
+} from './proto.js';
+
+export { CompareResult, CompareTarget, Consistency, PartitionDirection };
+export type { FaultConfig, KeyValue, Member, ReadHeader };
+
+/** gRPC status codes (re-exported so callers need not import @grpc/grpc-js). */
+export const StatusCode = grpc.status;
+export type StatusCode = grpc.status;
+
+/** Keys and values: strings are encoded as UTF-8. */
+export type Bytes = string | Uint8Array;
+
+export interface KvClientOptions {
+  /** Client addresses (host:port) of some cluster members; more are learned from hints. */
+  endpoints: string[];
+  /** Deadline of a call (all its attempts together) when the call sets none. Default 5000 ms. */
+  defaultTimeoutMs?: number;
+  /** Most retries after the first attempt (hint follows count). Default 8. */
+  maxRetries?: number;
+  /** First backoff step; doubles per retry up to maxBackoffMs, full jitter. Default 25 ms. */
+  baseBackoffMs?: number;
+  /** Default 1000 ms. */
+  maxBackoffMs?: number;
+  /** Deadline of each Status call during leader discovery (capped by the call's). Default 1000 ms. */
+  discoveryTimeoutMs?: number;
+}
+
+export interface CallOptions {
+  /** Deadline of this call, all retries included. */
+  timeoutMs?: number;
+}
+
+export type ConsistencyName = 'linearizable' | 'lease' | 'session' | 'stale';
+
+export interface ReadCallOptions extends CallOptions {
+  /** Default: the server's (LINEARIZABLE). The server only implements LINEARIZABLE so far. */
+  consistency?: Consistency | ConsistencyName;
+  /** SESSION reads: wait until this revision is applied. */
+  minRevision?: number;
+  /** STALE reads: refuse if the node has not heard from a leader within this bound. */
+  maxStalenessMs?: number;
+}
+
+export interface LeaderHint {
+  id: number;
+  /** The leader's client address, when the server knew it. */
+  addr?: string;
+}
+
+/** Every failure of a KvClient call. `code` is the gRPC status. */
+export class KvClientError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    readonly details: string,
+    readonly opts: {
+      leaderHint?: LeaderHint;
+      /** The endpoint whose answer this is (undefined for client-side errors). */
+      endpoint?: string;
+      /** True when the client is sure the request was never sent to any server. */
+      notSent?: boolean;
+      /** Attempts made (1 = no retry). */
+      attempts?: number;
+    } = {},
+  ) {
+    super(`${grpc.status[code] ?? code}: ${details}`);
+    this.name = 'KvClientError';
+  }
+  get leaderHint(): LeaderHint | undefined {
+    return this.opts.leaderHint;
+  }
+  get endpoint(): string | undefined {
+    return this.opts.endpoint;
+  }
+  get attempts(): number {
+    return this.opts.attempts ?? 1;
+  }
+  /** The status name, e.g. "UNAVAILABLE". */
+  get codeName(): string {
+    return grpc.status[this.code] ?? String(this.code);
+  }
+}
+
+export interface PutOptions extends CallOptions {
+  /** Return the previous key-value, if any. */
+  prevKv?: boolean;
+}
+export interface PutResult {
+  revision: number;
+  prevKv?: KeyValue;
+}
+
+export interface GetResult {
+  /** Undefined when the key does not exist. */
+  value: Uint8Array | undefined;
+  kv: KeyValue | undefined;
+  header: ReadHeader;
+}
+
+export interface DeleteOptions extends CallOptions {
+  /** Delete [key, rangeEnd); "\0" = every key >= key. */
+  rangeEnd?: Bytes;
+  /** Delete every key starting with `key` (overrides rangeEnd). */
+  prefix?: boolean;
+  prevKv?: boolean;
+}
+export interface DeleteResult {
+  revision: number;
+  deleted: number;
+  prevKvs: KeyValue[];
+}
+
+export interface RangeSpec {
+  key: Bytes;
+  /** Read [key, rangeEnd); "\0" = every key >= key. Empty = just key. */
+  rangeEnd?: Bytes;
+  /** Every key starting with `key` (overrides rangeEnd). */
+  prefix?: boolean;
+  /** At most this many kvs (0/undefined = the server's maximum); `more` says if some were left out. */
+  limit?: number;
+  keysOnly?: boolean;
+  countOnly?: boolean;
+}
+export interface RangeResult {
+  kvs: KeyValue[];
+  more: boolean;
+  /** Keys in the range, ignoring limit. */
+  count: number;
+  header: ReadHeader;
+}
+
+export type CompareTargetName = 'value' | 'version' | 'createRevision' | 'modRevision';
+export type CompareOpName = '=' | '==' | '!=' | '>' | '<';
+
+/**
+ * One txn condition. Exactly one of value/version/createRevision/modRevision is given; it
+ * also names the target unless `target` is set. A missing key has version, createRevision and
+ * modRevision 0, and its value compares false against everything.
+ */
+export interface CompareSpec {
+  key: Bytes;
+  /** Default '='. */
+  result?: CompareOpName | CompareResult;
+  target?: CompareTargetName | CompareTarget;
+  value?: Bytes;
+  version?: number;
+  createRevision?: number;
+  modRevision?: number;
+}
+
+export type TxnOpSpec =
+  | { put: { key: Bytes; value: Bytes; prevKv?: boolean } }
+  | { range: RangeSpec }
+  | { get: { key: Bytes } }
+  | { delete: { key: Bytes; rangeEnd?: Bytes; prefix?: boolean; prevKv?: boolean } };
+
+export interface TxnSpec {
+  compare?: CompareSpec[];
+  success?: TxnOpSpec[];
+  failure?: TxnOpSpec[];
+}
+
+export type TxnOpResult =
+  | { type: 'range'; kvs: KeyValue[]; more: boolean; count: number }
+  | ({ type: 'put' } & PutResult)
+  | ({ type: 'delete' } & DeleteResult);
+
+export interface TxnResult {
+  succeeded: boolean;
+  revision: number;
+  responses: TxnOpResult[];
+}
+
+export interface StatusResult {
+  /** The endpoint that answered. */
+  endpoint: string;
+  memberId: number;
+  leaderId: number;
+  raftTerm: number;
+  role: string;
+  commitIndex: number;
+  appliedIndex: number;
+  revision: number;
+  leaseRemainingTicks: number;
+  members: Member[];
+}
+
+export type EndpointStatus = { endpoint: string; ok: true; status: StatusResult } | { endpoint: string; ok: false; error: KvClientError };
+
+export interface MembersResult {
+  members: Member[];
+}
+
+export interface MemberAddResult {
+  member: Member;
+  members: Member[];
+}
+
+type ServiceName = 'KV' | 'Cluster' | 'Admin';
+type OpKind = 'read' | 'write';
+/** Where an operation goes: the leader (discovered), or one given endpoint. */
+type Target = { to: 'leader' } | { to: 'endpoint'; addr: string };
+
+const DEFAULT_TIMEOUT_MS = 5_000;
+const DEFAULT_MAX_RETRIES = 8;
+const DEFAULT_BASE_BACKOFF_MS = 25;
+const DEFAULT_MAX_BACKOFF_MS = 1_000;
+const DEFAULT_DISCOVERY_TIMEOUT_MS = 1_000;
+/** Responses (e.g. large ranges) may exceed grpc-js's 4 MiB default. */
+const MAX_RECEIVE_MESSAGE_BYTES = 256 * 1024 * 1024;
+
+const enc = new TextEncoder();
+
+export function toBytes(b: Bytes): Uint8Array {
+  return typeof b === 'string' ? enc.encode(b) : b;
+}
+
+/** UTF-8 text of a key or value (undefined stays undefined). */
+export function text(b: Uint8Array): string;
+export function text(b: Uint8Array | undefined): string | undefined;
+export function text(b: Uint8Array | undefined): string | undefined {
+  return b === undefined ? undefined : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+}
+
+/** The range_end selecting every key with the given prefix (etcd semantics; "\0" = to the end). */
+export function prefixEnd(prefix: Uint8Array): Uint8Array {
+  const end = Uint8Array.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]! += 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Uint8Array.of(0);
+}
+
+function rangeEndOf(key: Uint8Array, rangeEnd: Bytes | undefined, prefix: boolean | undefined): Uint8Array | undefined {
+  if (prefix) return prefixEnd(key);
+  return rangeEnd === undefined ? undefined : toBytes(rangeEnd);
+}
+
+const CONSISTENCY_BY_NAME: Record<ConsistencyName, Consistency> = {
+  linearizable: Consistency.Linearizable,
+  lease: Consistency.Lease,
+  session: Consistency.Session,
+  stale: Consistency.Stale,
+};
+
+function readOptions(o: ReadCallOptions | undefined): ReadOptions | null {
+  if (!o || (o.consistency === undefined && o.minRevision === undefined && o.maxStalenessMs === undefined)) return null;
+  let consistency: Consistency | undefined;
+  if (typeof o.consistency === 'string') {
+    consistency = CONSISTENCY_BY_NAME[o.consistency];
+    if (consistency === undefined) throw usageError(`unknown consistency "${o.consistency}"`);
+  } else consistency = o.consistency;
+  return { consistency: consistency ?? Consistency.Unspecified, minRevision: o.minRevision ?? 0, maxStalenessMs: o.maxStalenessMs ?? 0 };
+}
+
+function usageError(msg: string): KvClientError {
+  return new KvClientError(grpc.status.INVALID_ARGUMENT, msg, { notSent: true });
+}
+
+// ------------------------------------------------------------------ response normalisation
+
+function kvOf(m: KeyValue | null | undefined): KeyValue | undefined {
+  if (!m) return undefined;
+  return { key: m.key, value: m.value, createRevision: Number(m.createRevision), modRevision: Number(m.modRevision), version: Number(m.version) };
+}
+
+function readHeaderOf(h: ReadHeader | null | undefined): ReadHeader {
+  return {
+    revision: Number(h?.revision ?? 0),
+    servedBy: Number(h?.servedBy ?? 0),
+    consistencyUsed: h?.consistencyUsed ?? Consistency.Unspecified,
+    stalenessMs: Number(h?.stalenessMs ?? 0),
+    leaderId: Number(h?.leaderId ?? 0),
+    raftTerm: Number(h?.raftTerm ?? 0),
+  };
+}
+
+function memberOf(m: Member): Member {
+  return { id: Number(m.id), peerAddr: m.peerAddr, clientAddr: m.clientAddr, isLearner: m.isLearner };
+}
+
+interface RawPutResponse {
+  header?: { revision: number } | null;
+  prevKv?: KeyValue | null;
+}
+interface RawDeleteResponse {
+  header?: { revision: number } | null;
+  deleted: number;
+  prevKvs?: KeyValue[];
+}
+interface RawRangeResponse {
+  header?: ReadHeader | null;
+  kvs?: KeyValue[];
+  more: boolean;
+  count: number;
+}
+
+function putResultOf(r: RawPutResponse): PutResult {
+  const prevKv = kvOf(r.prevKv);
+  return prevKv ? { revision: Number(r.header?.revision ?? 0), prevKv } : { revision: Number(r.header?.revision ?? 0) };
+}
+
+function deleteResultOf(r: RawDeleteResponse): DeleteResult {
+  return { revision: Number(r.header?.revision ?? 0), deleted: Number(r.deleted ?? 0), prevKvs: (r.prevKvs ?? []).map((k) => kvOf(k)!) };
+}
+
+function responseOpOf(r: ResponseOp): TxnOpResult {
+  if (r.responsePut) return { type: 'put', ...putResultOf(r.responsePut) };
+  if (r.responseDelete) return { type: 'delete', ...deleteResultOf(r.responseDelete) };
+  const rr = (r.responseRange ?? { kvs: [], more: false, count: 0 }) as RawRangeResponse;
+  return { type: 'range', kvs: (rr.kvs ?? []).map((k) => kvOf(k)!), more: rr.more, count: Number(rr.count) };
+}
+
+// ------------------------------------------------------------------ txn encoding
+
+const COMPARE_RESULT_BY_NAME: Record<CompareOpName, CompareResult> = {
+  '=': CompareResult.Equal,
+  '==': CompareResult.Equal,
+  '!=': CompareResult.NotEqual,
+  '>': CompareResult.Greater,
+  '<': CompareResult.Less,
+};
+const COMPARE_TARGET_BY_NAME: Record<CompareTargetName, CompareTarget> = {
+  value: CompareTarget.Value,
+  version: CompareTarget.Version,
+  createRevision: CompareTarget.CreateRevision,
+  modRevision: CompareTarget.ModRevision,
+};
+
+function compareOf(c: CompareSpec, i: number): Compare {
+  if (c === null || typeof c !== 'object' || c.key === undefined) throw usageError(`compare[${i}] needs a key`);
+  const given = (['value', 'version', 'createRevision', 'modRevision'] as const).filter((f) => c[f] !== undefined);
+  if (given.length !== 1) throw usageError(`compare[${i}] needs exactly one of value, version, createRevision, modRevision`);
+  const field = given[0]!;
+  let target: CompareTarget;
+  if (c.target === undefined) target = COMPARE_TARGET_BY_NAME[field];
+  else if (typeof c.target === 'string') {
+    const t = COMPARE_TARGET_BY_NAME[c.target];
+    if (t === undefined) throw usageError(`compare[${i}]: unknown target "${c.target}"`);
+    target = t;
+  } else target = c.target;
+  if (target !== COMPARE_TARGET_BY_NAME[field]) throw usageError(`compare[${i}]: target ${CompareTarget[target]} does not match the given field ${field}`);
+  let result: CompareResult;
+  if (c.result === undefined) result = CompareResult.Equal;
+  else if (typeof c.result === 'string') {
+    const r = COMPARE_RESULT_BY_NAME[c.result];
+    if (r === undefined) throw usageError(`compare[${i}]: unknown result "${c.result}" (use =, !=, >, <)`);
+    result = r;
+  } else result = c.result;
+  const out: Compare = { key: toBytes(c.key), target, result };
+  if (field === 'value') out.value = toBytes(c.value!);
+  else out[field] = Number(c[field]);
+  return out;
+}
+
+function rangeRequestOf(s: RangeSpec): RangeRequest {
+  const key = toBytes(s.key);
+  const req: RangeRequest = { key, limit: s.limit ?? 0, keysOnly: s.keysOnly ?? false, countOnly: s.countOnly ?? false };
+  const end = rangeEndOf(key, s.rangeEnd, s.prefix);
+  if (end) req.rangeEnd = end;
+  return req;
+}
+
+function requestOpOf(op: TxnOpSpec, where: string): RequestOp {
+  if (op === null || typeof op !== 'object') throw usageError(`${where} is not an operation`);
+  const kinds = Object.keys(op);
+  if (kinds.length !== 1) throw usageError(`${where} needs exactly one of put, get, range, delete`);
+  if ('put' in op) {
+    if (op.put?.key === undefined || op.put.value === undefined) throw usageError(`${where}.put needs key and value`);
+    return { requestPut: { key: toBytes(op.put.key), value: toBytes(op.put.value), prevKv: op.put.prevKv ?? false } };
+  }
+  if ('get' in op) {
+    if (op.get?.key === undefined) throw usageError(`${where}.get needs a key`);
+    return { requestRange: rangeRequestOf({ key: op.get.key }) };
+  }
+  if ('range' in op) {
+    if (op.range?.key === undefined) throw usageError(`${where}.range needs a key`);
+    return { requestRange: rangeRequestOf(op.range) };
+  }
+  if ('delete' in op) {
+    if (op.delete?.key === undefined) throw usageError(`${where}.delete needs a key`);
+    const key = toBytes(op.delete.key);
+    const end = rangeEndOf(key, op.delete.rangeEnd, op.delete.prefix);
+    return { requestDelete: end ? { key, rangeEnd: end, prevKv: op.delete.prevKv ?? false } : { key, prevKv: op.delete.prevKv ?? false } };
+  }
+  throw usageError(`${where}: unknown operation "${kinds[0]}" (use put, get, range, delete)`);
+}
+
+// ------------------------------------------------------------------ retry classification
+
+/** True when the error proves the server did not (and never will) apply the write. */
+export function writeDefinitelyNotApplied(e: KvClientError): boolean {
+  if (e.opts.notSent) return true;
+  const d = e.details;
+  if (e.code === grpc.status.UNAVAILABLE) {
+    return (
+      d.startsWith('not the leader') ||
+      d.includes('it was not applied') ||
+      d.startsWith('membership change refused') ||
+      d.startsWith('No connection established')
+    );
+  }
+  if (e.code === grpc.status.RESOURCE_EXHAUSTED) return d.startsWith('too many pending proposals');
+  return false;
+}
+
+function retryable(e: KvClientError, kind: OpKind): boolean {
+  if (e.code === grpc.status.CANCELLED && e.opts.notSent) return false; // client closed
+  if (kind === 'write') return writeDefinitelyNotApplied(e);
+  if (e.code === grpc.status.UNAVAILABLE) return true;
+  if (e.code === grpc.status.RESOURCE_EXHAUSTED) return e.details.startsWith('too many pending');
+  return false;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.max(0, ms)));
+}
+
+function metadataString(md: grpc.Metadata | undefined, key: string): string | undefined {
+  const v = md?.get(key)[0];
+  if (v === undefined) return undefined;
+  return typeof v === 'string' ? v : v.toString('utf8');
+}
+
+function toClientError(e: unknown, endpoint: string | undefined): KvClientError {
+  if (e instanceof KvClientError) return e;
+  const se = e as Partial<grpc.ServiceError>;
+  if (typeof se?.code === 'number') {
+    const id = Number(metadataString(se.metadata, LEADER_ID_METADATA_KEY) ?? NaN);
+    const addr = metadataString(se.metadata, LEADER_ADDR_METADATA_KEY);
+    const leaderHint = Number.isFinite(id) && id > 0 ? { id, ...(addr ? { addr } : {}) } : undefined;
+    return new KvClientError(se.code, se.details ?? se.message ?? '', { endpoint, ...(leaderHint ? { leaderHint } : {}) });
+  }
+  return new KvClientError(grpc.status.INTERNAL, (e as Error)?.message ?? String(e), { endpoint });
+}
+
+// ------------------------------------------------------------------ the client
+
+let definitions: Record<ServiceName, grpc.ServiceDefinition> | undefined;
+function methodDef(service: ServiceName, method: string): grpc.MethodDefinition<unknown, unknown> {
+  definitions ??= { KV: kvServiceDefinition('KV'), Cluster: kvServiceDefinition('Cluster'), Admin: kvServiceDefinition('Admin') };
+  const m = definitions[service][method];
+  if (!m) throw new Error(`unknown method ${service}.${method}`);
+  return m as grpc.MethodDefinition<unknown, unknown>;
+}
+
+export class KvClient {
+  private readonly endpoints: string[];
+  private readonly defaultTimeoutMs: number;
+  private readonly maxRetries: number;
+  private readonly baseBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly discoveryTimeoutMs: number;
+  /** One channel per address, endpoints and hinted addresses alike. */
+  private readonly channels = new Map<string, grpc.Client>();
+  private leaderAddr: string | undefined;
+  private closed = false;
+
+  constructor(opts: KvClientOptions) {
+    const eps = (opts.endpoints ?? []).map((e) => e.trim()).filter((e) => e.length > 0);
+    if (eps.length === 0) throw new TypeError('KvClient needs at least one endpoint');
+    this.endpoints = [...new Set(eps)];
+    this.defaultTimeoutMs = opts.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.maxRetries = opts.maxRetries ?? DEFAULT_MAX_RETRIES;
+    this.baseBackoffMs = opts.baseBackoffMs ?? DEFAULT_BASE_BACKOFF_MS;
+    this.maxBackoffMs = opts.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS;
+    this.discoveryTimeoutMs = opts.discoveryTimeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS;
+  }
+
+  /** The leader's client address as last learned (undefined until discovered). */
+  get cachedLeader(): string | undefined {
+    return this.leaderAddr;
+  }
+
+  // ---------------------------------------------------------------- KV
+
+  async put(key: Bytes, value: Bytes, opts: PutOptions = {}): Promise<PutResult> {
+    const req = { key: toBytes(key), value: toBytes(value), prevKv: opts.prevKv ?? false };
+    const r = await this.call<RawPutResponse>('KV', 'Put', req, 'write', { to: 'leader' }, opts.timeoutMs);
+    return putResultOf(r);
+  }
+
+  async get(key: Bytes, opts: ReadCallOptions = {}): Promise<GetResult> {
+    const req = { key: toBytes(key), read: readOptions(opts) };
+    const r = await this.call<{ header?: ReadHeader | null; kv?: KeyValue | null }>('KV', 'Get', req, 'read', { to: 'leader' }, opts.timeoutMs);
+    const kv = kvOf(r.kv);
+    return { value: kv?.value, kv, header: readHeaderOf(r.header) };
+  }
+
+  async delete(key: Bytes, opts: DeleteOptions = {}): Promise<DeleteResult> {
+    const k = toBytes(key);
+    const end = rangeEndOf(k, opts.rangeEnd, opts.prefix);
+    const req = end ? { key: k, rangeEnd: end, prevKv: opts.prevKv ?? false } : { key: k, prevKv: opts.prevKv ?? false };
+    const r = await this.call<RawDeleteResponse>('KV', 'Delete', req, 'write', { to: 'leader' }, opts.timeoutMs);
+    return deleteResultOf(r);
+  }
+
+  async range(spec: RangeSpec, opts: ReadCallOptions = {}): Promise<RangeResult> {
+    const req = { ...rangeRequestOf(spec), read: readOptions(opts) };
+    const r = await this.call<RawRangeResponse>('KV', 'Range', req, 'read', { to: 'leader' }, opts.timeoutMs);
+    return { kvs: (r.kvs ?? []).map((k) => kvOf(k)!), more: r.more, count: Number(r.count), header: readHeaderOf(r.header) };
+  }
+
+  /** One atomic compare-and-act: all `compare`s hold → `success` runs, else `failure`. */
+  async txn(spec: TxnSpec, opts: CallOptions = {}): Promise<TxnResult> {
+    const req = {
+      compare: (spec.compare ?? []).map(compareOf),
+      success: (spec.success ?? []).map((op, i) => requestOpOf(op, `success[${i}]`)),
+      failure: (spec.failure ?? []).map((op, i) => requestOpOf(op, `failure[${i}]`)),
+    };
+    const r = await this.call<{ header?: { revision: number } | null; succeeded: boolean; responses?: ResponseOp[] }>('KV', 'Txn', req, 'write', { to: 'leader' }, opts.timeoutMs);
+    return { succeeded: r.succeeded, revision: Number(r.header?.revision ?? 0), responses: (r.responses ?? []).map(responseOpOf) };
+  }
+
+  // ---------------------------------------------------------------- Cluster
+
+  /** Status of one endpoint (any address), or of the leader when none is given. */
+  async status(endpoint?: string, opts: CallOptions = {}): Promise<StatusResult> {
+    const target: Target = endpoint ? { to: 'endpoint', addr: endpoint } : { to: 'leader' };
+    let answered = '';
+    const r = await this.call<Omit<StatusResult, 'endpoint'>>('Cluster', 'Status', {}, 'read', target, opts.timeoutMs, (addr) => (answered = addr));
+    return statusOf(answered, r);
+  }
+
+  /** Status of every configured endpoint, in order; unreachable ones carry their error. */
+  async statusAll(opts: CallOptions = {}): Promise<EndpointStatus[]> {
+    return Promise.all(
+      this.endpoints.map(async (endpoint): Promise<EndpointStatus> => {
+        try {
+          return { endpoint, ok: true, status: await this.status(endpoint, { timeoutMs: opts.timeoutMs ?? this.defaultTimeoutMs }) };
+        } catch (e) {
+          return { endpoint, ok: false, error: toClientError(e, endpoint) };
+        }
+      }),
+    );
+  }
+
+  /** The membership as the leader sees it. */
+  async members(opts: CallOptions = {}): Promise<Member[]> {
+    const r = await this.call<{ members?: Member[] }>('Cluster', 'MemberList', {}, 'read', { to: 'leader' }, opts.timeoutMs);
+    return (r.members ?? []).map(memberOf);
+  }
+
+  /** Adds a voter. id 0 lets the server pick. Not retried once it may have been proposed. */
+  memberAdd(id: number, peerAddr: string, clientAddr = '', opts: CallOptions = {}): Promise<MemberAddResult> {
+    return this.addMember('MemberAdd', id, peerAddr, clientAddr, opts);
+  }
+
+  memberAddLearner(id: number, peerAddr: string, clientAddr = '', opts: CallOptions = {}): Promise<MemberAddResult> {
+    return this.addMember('MemberAddLearner', id, peerAddr, clientAddr, opts);
+  }
+
+  async memberPromote(id: number, opts: CallOptions = {}): Promise<Member[]> {
+    const r = await this.call<{ members?: Member[] }>('Cluster', 'MemberPromote', { id }, 'write', { to: 'leader' }, opts.timeoutMs);
+    return (r.members ?? []).map(memberOf);
+  }
+
+  async memberRemove(id: number, opts: CallOptions = {}): Promise<Member[]> {
+    const r = await this.call<{ members?: Member[] }>('Cluster', 'MemberRemove', { id }, 'write', { to: 'leader' }, opts.timeoutMs);
+    return (r.members ?? []).map(memberOf);
+  }
+
+  /** Asks the leader to hand leadership to `id`; resolves with the new leader id. */
+  async leaderTransfer(id: number, opts: CallOptions = {}): Promise<number> {
+    const r = await this.call<{ leaderId: number }>('Cluster', 'LeaderTransfer', { targetId: id }, 'write', { to: 'leader' }, opts.timeoutMs);
+    this.leaderAddr = undefined; // leadership moved (or is moving): rediscover on the next call
+    return Number(r.leaderId);
+  }
+
+  // ---------------------------------------------------------------- Admin
+
+  /** Switches on fault injection on the peer transport of the node at `endpoint`. */
+  async setFaults(endpoint: string, cfg: FaultConfig, opts: CallOptions = {}): Promise<FaultConfig> {
+    const faults = {
+      dropProbability: cfg.dropProbability ?? 0,
+      delayMs: cfg.delayMs ?? 0,
+      partitionFrom: cfg.partitionFrom ?? [],
+      partitionDirection: cfg.partitionDirection ?? PartitionDirection.Both,
+    };
+    const r = await this.call<{ faults?: FaultConfig | null }>('Admin', 'SetFaults', { faults }, 'read', { to: 'endpoint', addr: endpoint }, opts.timeoutMs);
+    return faultsOf(r.faults);
+  }
+
+  async clearFaults(endpoint: string, opts: CallOptions = {}): Promise<FaultConfig> {
+    const r = await this.call<{ faults?: FaultConfig | null }>('Admin', 'ClearFaults', {}, 'read', { to: 'endpoint', addr: endpoint }, opts.timeoutMs);
+    return faultsOf(r.faults);
+  }
+
+  /** Closes every channel. Calls after close fail with CANCELLED. Idempotent. */
+  close(): void {
+    this.closed = true;
+    for (const c of this.channels.values()) c.close();
+    this.channels.clear();
+    this.leaderAddr = undefined;
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  private async addMember(method: 'MemberAdd' | 'MemberAddLearner', id: number, peerAddr: string, clientAddr: string, opts: CallOptions): Promise<MemberAddResult> {
+    const r = await this.call<{ member?: Member | null; members?: Member[] }>('Cluster', method, { id, peerAddr, clientAddr }, 'write', { to: 'leader' }, opts.timeoutMs);
+    return { member: memberOf(r.member ?? { id, peerAddr, clientAddr, isLearner: method === 'MemberAddLearner' }), members: (r.members ?? []).map(memberOf) };
+  }
+
+  private channel(addr: string): grpc.Client {
+    if (this.closed) throw new KvClientError(grpc.status.CANCELLED, 'client is closed', { notSent: true });
+    let c = this.channels.get(addr);
+    if (!c) {
+      c = new grpc.Client(addr, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES });
+      this.channels.set(addr, c);
+    }
+    return c;
+  }
+
+  /** One attempt against one address, bounded by `deadline` (epoch ms). */
+  private once<Res>(addr: string, service: ServiceName, method: string, req: unknown, deadline: number): Promise<Res> {
+    const m = methodDef(service, method);
+    const ch = this.channel(addr);
+    return new Promise<Res>((resolve, reject) => {
+      ch.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(), { deadline }, (err, res) => {
+        if (err) reject(toClientError(err, addr));
+        else resolve(res as Res);
+      });
+    });
+  }
+
+  private backoffMs(retry: number): number {
+    const cap = Math.min(this.maxBackoffMs, this.baseBackoffMs * 2 ** Math.min(retry - 1, 20));
+    return Math.random() * cap; // full jitter
+  }
+
+  /**
+   * Runs one operation with the retry policy of `kind` until it succeeds, fails for good, runs
+   * out of retries or passes its deadline (one deadline covers every attempt).
+   */
+  private async call<Res>(service: ServiceName, method: string, req: unknown, kind: OpKind, target: Target, timeoutMs: number | undefined, onAnswer?: (addr: string) => void): Promise<Res> {
+    const deadline = Date.now() + (timeoutMs ?? this.defaultTimeoutMs);
+    let retries = 0;
+    let next: string | undefined = target.to === 'endpoint' ? target.addr : undefined;
+    for (;;) {
+      let addr: string | undefined;
+      try {
+        addr = next ?? (await this.leader(deadline));
+        const res = await this.once<Res>(addr, service, method, req, deadline);
+        onAnswer?.(addr);
+        return res;
+      } catch (e) {
+        const err = toClientError(e, addr);
+        const attempts = retries + 1;
+        const final = new KvClientError(err.code, err.details, { ...err.opts, attempts });
+        if (!retryable(err, kind) || retries >= this.maxRetries || Date.now() >= deadline) throw final;
+        retries++;
+        // Where the next attempt goes.
+        next = target.to === 'endpoint' ? target.addr : undefined;
+        if (target.to === 'leader') {
+          const hinted = err.leaderHint?.addr;
+          if (addr !== undefined && this.leaderAddr === addr) this.leaderAddr = undefined;
+          if (hinted && hinted !== addr) {
+            // Follow the hint at once: the server named the leader.
+            this.leaderAddr = hinted;
+            next = hinted;
+            continue;
+          }
+        }
+        const wait = Math.min(this.backoffMs(retries), deadline - Date.now() - 1);
+        if (wait <= 0) throw final;
+        await sleep(wait);
+      }
+    }
+  }
+
+  /** The leader's client address: cached, or discovered by asking every known endpoint. */
+  private async leader(deadline: number): Promise<string> {
+    if (this.leaderAddr) return this.leaderAddr;
+    const addr = await this.discover(deadline);
+    this.leaderAddr = addr;
+    return addr;
+  }
+
+  private async discover(deadline: number): Promise<string> {
+    const statusDeadline = Math.min(deadline, Date.now() + this.discoveryTimeoutMs);
+    const results = await Promise.all(
+      this.endpoints.map((addr) =>
+        this.once<Omit<StatusResult, 'endpoint'>>(addr, 'Cluster', 'Status', {}, statusDeadline).then(
+          (s) => ({ addr, s }),
+          (e: unknown) => ({ addr, e: toClientError(e, addr) }),
+        ),
+      ),
+    );
+    let best: { addr: string; term: number } | undefined;
+    let hinted: { id: number; term: number; members: Member[] } | undefined;
+    const errors: string[] = [];
+    for (const r of results) {
+      if (!('s' in r)) {
+        if (r.e.code === grpc.status.CANCELLED && r.e.opts.notSent) throw r.e;
+        errors.push(`${r.addr}: ${r.e.message}`);
+        continue;
+      }
+      const term = Number(r.s.raftTerm);
+      if (r.s.role === 'LEADER' && (!best || term > best.term)) best = { addr: r.addr, term };
+      const lead = Number(r.s.leaderId);
+      if (lead !== 0 && (!hinted || term > hinted.term)) hinted = { id: lead, term, members: r.s.members ?? [] };
+    }
+    if (best && (!hinted || best.term >= hinted.term)) return best.addr;
+    if (hinted) {
+      const m = hinted.members.find((x) => Number(x.id) === hinted.id);
+      if (m?.clientAddr) return m.clientAddr;
+    }
+    const why = errors.length ? `; ${errors.join('; ')}` : '';
+    throw new KvClientError(grpc.status.UNAVAILABLE, `no leader known to any endpoint (${this.endpoints.join(', ')})${why}`, { notSent: true });
+  }
+}
+
+function statusOf(endpoint: string, r: Omit<StatusResult, 'endpoint'>): StatusResult {
+  return {
+    endpoint,
+    memberId: Number(r.memberId),
+    leaderId: Number(r.leaderId),
+    raftTerm: Number(r.raftTerm),
+    role: r.role,
+    commitIndex: Number(r.commitIndex),
+    appliedIndex: Number(r.appliedIndex),
+    revision: Number(r.revision),
+    leaseRemainingTicks: Number(r.leaseRemainingTicks),
+    members: (r.members ?? []).map(memberOf),
+  };
+}
+
+function faultsOf(f: FaultConfig | null | undefined): FaultConfig {
+  return {
+    dropProbability: f?.dropProbability ?? 0,
+    delayMs: Number(f?.delayMs ?? 0),
+    partitionFrom: (f?.partitionFrom ?? []).map(Number),
+    partitionDirection: f?.partitionDirection ?? PartitionDirection.Both,
+  };
+}
