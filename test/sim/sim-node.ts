@@ -51,6 +51,25 @@ interface PendingRead {
   readIndex?: number;
 }
 
+/** What the simulator's nemesis sees of a Ready the host has just persisted. */
+export interface ReadyInfo {
+  isLeader: boolean;
+  /** This Ready announces that the node became leader. */
+  becameLeader: boolean;
+  newEntries: number;
+  /** The persisted commit index moved forward. */
+  commitAdvanced: boolean;
+  messages: number;
+}
+
+/** The nemesis's decision for one persisted Ready. */
+export interface ReadyFault {
+  /** Die before applying (after sending the messages that got out, see sendFraction). */
+  crash: boolean;
+  /** Each message leaves the host with this probability (1: all, 0: none). */
+  sendFraction: number;
+}
+
 interface PendingWrite {
   index: number;
   data: string;
@@ -160,21 +179,32 @@ export class SimNode {
   }
 
   /**
-   * Handles one Ready like the server's loop. With `crashAfterPersist`, the host dies right after
-   * its fsync, before sending or applying (the messages and apply are lost).
+   * Handles one Ready like the server's loop. After the fsync, `nemesis` may decide the host's
+   * fate for this Ready: crash before sending (or after sending only some of the messages, as a
+   * process dying mid-write would), or lose a random subset of the messages.
    */
-  handleReady(send: (m: Message) => boolean, crashAfterPersist: boolean): 'ok' | 'crashed' {
+  handleReady(send: (m: Message) => boolean, nemesis: (info: ReadyInfo) => ReadyFault | undefined): 'ok' | 'crashed' {
     const rd = this.node.ready();
+    const commitBefore = this.disk.storage.hardState.commit;
     this.persist(rd);
-    if (crashAfterPersist) {
-      this.crash();
-      return 'crashed';
-    }
+    const info: ReadyInfo = {
+      isLeader: this.isLeader,
+      becameLeader: rd.softState?.role === StateRole.Leader,
+      newEntries: rd.entries.length,
+      commitAdvanced: rd.hardState !== undefined && rd.hardState.commit > commitBefore,
+      messages: rd.messages.length,
+    };
+    const fault = nemesis(info);
+    const sendFraction = fault?.sendFraction ?? 1;
     // Like a real transport, report whether each snapshot made it out.
     const snapReports: Array<[NodeId, boolean]> = [];
     for (const m of rd.messages) {
-      const sent = send(m);
+      const sent = (sendFraction >= 1 || this.rng.chance(sendFraction)) && send(m);
       if (m.type === MessageType.Snap) snapReports.push([m.to, sent]);
+    }
+    if (fault?.crash) {
+      this.crash();
+      return 'crashed';
     }
     if (rd.snapshot) this.restoreSnapshot(rd.snapshot);
     for (const e of rd.committedEntries) this.apply(e);

@@ -1,13 +1,16 @@
 // One seeded simulation run: a safety phase with faults (drops, delays, duplicates,
 // partitions, crashes, restarts, membership changes, leader transfers, compaction) while
-// clients write and read, then a liveness phase with every fault healed.
+// clients write and read, then a liveness phase with every fault healed. Besides random faults,
+// a per-seed nemesis profile (swarm testing) targets the moments that break broken Rafts: new
+// leaders cut off at once or right after their first commit (which makes leadership hop between
+// divergent logs, the Raft paper's Figure 8), leaders crashing mid-write, lease holders isolated.
 
 import { InvariantViolation, type Message, type NodeId, type PlantedBugs } from '../../src/raft/index.js';
 import { ConfChangeType, EMPTY_BYTES } from '../../src/raft/index.js';
 import { SimNetwork } from './network.js';
 import { Rng } from './rng.js';
 import { SafetyChecker, SafetyViolation, type ViolationKind } from './safety-checker.js';
-import { SimNode, type SimDisk, type SimNodeConfig } from './sim-node.js';
+import { SimNode, type ReadyFault, type ReadyInfo, type SimDisk, type SimNodeConfig } from './sim-node.js';
 
 export interface SimOptions {
   seed: number;
@@ -51,6 +54,9 @@ export class Simulation {
   /** Swarm testing: each seed gets its own fault intensities, so some seeds are brutal. */
   private readonly crashProbabilityPerTick: number;
   private readonly crashAfterPersistProbability: number;
+  private readonly nemesis: NemesisProfile;
+  /** New leaders the nemesis will cut off after this many more commit advances. */
+  private readonly doomed = new Map<NodeId, { commitsLeft: number; isolate: boolean }>();
   private readonly stats = { writesAcked: 0, readsServed: 0, leaders: 0, crashes: 0, partitions: 0, confChanges: 0, transfers: 0, messages: 0, checks: 0 };
 
   constructor(private readonly opts: SimOptions) {
@@ -59,7 +65,9 @@ export class Simulation {
     this.nodeCfg = {
       electionTimeoutTicks: 10,
       heartbeatIntervalTicks: 1 + this.rng.int(3),
-      maxMsgBytes: this.rng.pick([32, 64, 256, 4096]),
+      // Small limits split a new leader's no-op from the older entries before it, so they can
+      // reach followers in different messages (the Figure 8 interleaving needs that).
+      maxMsgBytes: this.rng.pick([16, 32, 32, 64, 256, 4096]),
       maxInflightMsgs: this.rng.pick([1, 4, 64]),
       leaseMarginTicks: 2,
       snapshotEveryEntries: this.rng.pick([20, 60, 200]),
@@ -67,6 +75,7 @@ export class Simulation {
     };
     this.crashProbabilityPerTick = this.rng.pick([0.001, 0.004, 0.015]);
     this.crashAfterPersistProbability = this.rng.pick([0.0002, 0.002, 0.01]);
+    this.nemesis = pickNemesis(this.rng);
     this.net = new SimNetwork(this.rng.fork(), {
       dropProbability: this.rng.pick([0, 0.01, 0.05, 0.15]),
       duplicateProbability: this.rng.pick([0, 0.02, 0.1]),
@@ -141,13 +150,64 @@ export class Simulation {
         if (!n.node.hasReady()) continue;
         any = true;
         const wasLeader = n.isLeader;
-        const crash = this.isFaultPhase() && this.rng.chance(this.crashAfterPersistProbability);
-        const res = n.handleReady((m) => this.send(m), crash);
+        const res = n.handleReady((m) => this.send(m), (info) => this.readyFault(n, info));
         if (res === 'crashed') this.onCrashed(n);
         else if (!wasLeader && n.isLeader) this.stats.leaders++;
       }
       if (!any) return;
     }
+  }
+
+  /**
+   * The nemesis's say over a Ready its host has just persisted. Besides the untargeted crash,
+   * it goes for the moments VOPR and Jepsen find fruitful: a leader that has just been elected
+   * (its no-op only on its own disk), a leader that has just appended or committed (its appends
+   * only partly out), and bursts of loss that take a random subset of one Ready's messages.
+   */
+  private readyFault(n: SimNode, info: ReadyInfo): ReadyFault | undefined {
+    if (!this.isFaultPhase()) return undefined;
+    const nm = this.nemesis;
+    let crash = this.rng.chance(this.crashAfterPersistProbability);
+    let why = 'after persist';
+    if (info.becameLeader) {
+      // A new leader may be doomed: cut off (crashed, or isolated from everyone) at once or at
+      // its first commit advance, while its no-op has reached only part of the cluster.
+      // Isolating heals the previous partition, so leadership hops between divergent logs.
+      this.doomed.delete(n.id);
+      if (this.rng.chance(nm.newLeaderDoom)) {
+        this.doomed.set(n.id, { commitsLeft: this.rng.int(2), isolate: this.rng.chance(nm.doomIsolates) });
+      }
+    }
+    const doom = this.doomed.get(n.id);
+    if (doom && !info.isLeader) this.doomed.delete(n.id);
+    else if (doom && (info.becameLeader || info.commitAdvanced)) {
+      if (doom.commitsLeft > 0) {
+        if (info.commitAdvanced) doom.commitsLeft--;
+      } else {
+        this.doomed.delete(n.id);
+        const when = info.becameLeader ? 'right after its election' : 'right after its first commit';
+        if (doom.isolate) this.isolate(n.id, `leader ${when}:`);
+        else {
+          crash = true;
+          why = when;
+        }
+      }
+    }
+    if (!crash && info.isLeader && info.commitAdvanced && this.rng.chance(nm.crashCommittingLeader)) {
+      crash = true;
+      why = 'right after advancing commit';
+    } else if (!crash && info.isLeader && info.newEntries > 0 && this.rng.chance(nm.crashAppendingLeader)) {
+      crash = true;
+      why = 'right after appending';
+    }
+    if (crash) {
+      // A process dies mid-write as often as before it: some of the messages may be out.
+      const sendFraction = info.messages > 0 && this.rng.chance(0.5) ? this.rng.next() : 0;
+      this.log(`nemesis: crash n${n.id} ${why}${sendFraction > 0 ? `, sending ~${Math.round(sendFraction * 100)}% of ${info.messages} messages` : ''}`);
+      return { crash, sendFraction };
+    }
+    if (info.messages > 1 && this.rng.chance(nm.readyLoss)) return { crash: false, sendFraction: this.rng.next() };
+    return undefined;
   }
 
   private send(m: Message): boolean {
@@ -166,7 +226,8 @@ export class Simulation {
 
   private onCrashed(n: SimNode): void {
     this.stats.crashes++;
-    this.crashedUntil.set(n.id, this.tick + 5 + this.rng.int(40));
+    this.doomed.delete(n.id);
+    this.crashedUntil.set(n.id, this.tick + this.nemesis.downMinTicks + this.rng.int(this.nemesis.downSpanTicks));
     this.log(`crash n${n.id}`);
   }
 
@@ -184,6 +245,13 @@ export class Simulation {
       this.log('network healed');
     }
     if (this.rng.chance(this.crashProbabilityPerTick)) this.crashRandom();
+    if (this.nemesis.isolateLeaseholder > 0 && this.rng.chance(this.nemesis.isolateLeaseholder)) {
+      // A leader that holds a read lease is cut off just after it passed a CheckQuorum round, so
+      // it stays leader as long as it can: the rest elect a new leader and write, and its lease
+      // must have run out before they can.
+      const holder = this.liveNodes().find((n) => n.isLeader && n.node.raft.electionElapsed <= 1 && n.node.leaseRemainingTicks() > 0);
+      if (holder) this.isolate(holder.id, 'lease holder');
+    }
     const r = this.rng.next();
     if (r < 0.004) this.partitionRandom();
     else if (r < 0.006) this.confChangeRandom();
@@ -212,14 +280,22 @@ export class Simulation {
     } else if (kind === 1) {
       const leader = this.liveNodes().find((n) => n.isLeader);
       if (!leader) return;
-      this.net.partition([leader.id], ids.filter((i) => i !== leader.id));
-      this.log(`isolate leader n${leader.id}`);
+      this.isolate(leader.id, 'leader');
+      return;
     } else {
       const from = this.rng.pick(ids);
       const to = this.rng.pick(ids.filter((i) => i !== from));
       this.net.blockOneWay(from, to);
       this.log(`one-way block n${from} -> n${to}`);
     }
+    this.stats.partitions++;
+    this.healAtTick = this.tick + 10 + this.rng.int(60);
+  }
+
+  private isolate(id: NodeId, what: string): void {
+    this.net.heal();
+    this.net.partition([id], [...this.nodes.keys()].filter((i) => i !== id));
+    this.log(`isolate ${what} n${id}`);
     this.stats.partitions++;
     this.healAtTick = this.tick + 10 + this.rng.int(60);
   }
@@ -319,6 +395,43 @@ export class Simulation {
     }
     return true;
   }
+}
+
+/** Per-seed intensities of the targeted faults (swarm testing: many seeds run without some). */
+interface NemesisProfile {
+  /** A node that has just become leader is cut off right away or right after its first commit. */
+  newLeaderDoom: number;
+  /** ...by isolating it (else by crashing it). */
+  doomIsolates: number;
+  /** A leader crashes after persisting a Ready that advanced its commit index. */
+  crashCommittingLeader: number;
+  /** A leader crashes after persisting a Ready that appended entries. */
+  crashAppendingLeader: number;
+  /** Per tick: a leader holding a read lease is isolated. */
+  isolateLeaseholder: number;
+  /** A Ready loses a random subset of its messages. */
+  readyLoss: number;
+  /** A crashed node restarts after downMinTicks + [0, downSpanTicks) ticks. */
+  downMinTicks: number;
+  downSpanTicks: number;
+}
+
+function pickNemesis(rng: Rng): NemesisProfile {
+  const down = rng.pick([
+    [5, 40],
+    [1, 12],
+    [20, 100],
+  ] as const);
+  return {
+    newLeaderDoom: rng.pick([0, 0, 0.3, 0.7, 1]),
+    doomIsolates: rng.pick([0, 0.5, 1, 1]),
+    crashCommittingLeader: rng.pick([0, 0, 0.01, 0.05]),
+    crashAppendingLeader: rng.pick([0, 0, 0.005, 0.02, 0.08]),
+    isolateLeaseholder: rng.pick([0, 0, 0.01, 0.05]),
+    readyLoss: rng.pick([0, 0.01, 0.05, 0.2]),
+    downMinTicks: down[0],
+    downSpanTicks: down[1],
+  };
 }
 
 export function runSimulation(opts: SimOptions): SimResult {
