@@ -413,11 +413,15 @@ export class Raft {
   }
 
   private handleVoteRequest(m: Message): void {
+    // A node that knows no configuration at all (a wiped or joining node before its first
+    // snapshot) may have voted in this term before it lost its disk: it must not vote again.
+    const knowsConfig = this.voters.size > 0 || this.learners.size > 0;
     const canVote =
-      this.vote === m.from ||
-      (this.vote === NONE && this.lead === NONE) ||
-      (m.type === MessageType.PreVote && m.term > this.term) ||
-      this.bugs.doubleVote === true;
+      knowsConfig &&
+      (this.vote === m.from ||
+        (this.vote === NONE && this.lead === NONE) ||
+        (m.type === MessageType.PreVote && m.term > this.term) ||
+        this.bugs.doubleVote === true);
     const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
     if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
       // Reply with the request's term: a pre-vote grant must carry the future term to count.
