@@ -679,6 +679,7 @@ export class KvClient {
   private async call<Res>(service: ServiceName, method: string, req: unknown, kind: OpKind, target: Target, timeoutMs: number | undefined, onAnswer?: (addr: string) => void): Promise<Res> {
     const deadline = Date.now() + (timeoutMs ?? this.defaultTimeoutMs);
     let retries = 0;
+    let previous: KvClientError | undefined;
     let next: string | undefined = target.to === 'endpoint' ? target.addr : undefined;
     for (;;) {
       let addr: string | undefined;
@@ -690,7 +691,11 @@ export class KvClient {
       } catch (e) {
         const err = toClientError(e, addr);
         const attempts = retries + 1;
-        const final = new KvClientError(err.code, err.details, { ...err.opts, attempts });
+        // A deadline that ran out during a retry says little; name the failure that caused the retries.
+        const details =
+          err.code === grpc.status.DEADLINE_EXCEEDED && previous ? `${err.details} (earlier attempt: ${previous.codeName}: ${previous.details})` : err.details;
+        const final = new KvClientError(err.code, details, { ...err.opts, attempts });
+        previous = err;
         if (!retryable(err, kind) || retries >= this.maxRetries || Date.now() >= deadline) throw final;
         retries++;
         // Where the next attempt goes.

@@ -1,0 +1,237 @@
+// kvctl end to end: the real bin shim (`node src/cli/kvctl.mjs`) spawned against a 3-node
+// cluster running in this process. Spawns are asynchronous: a synchronous spawn would block
+// the event loop that the in-process nodes need to answer.
+
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestCluster, type TestCluster } from '../client/test-cluster.js';
+import { table } from './kvctl.js';
+
+const SHIM = fileURLToPath(new URL('./kvctl.mjs', import.meta.url));
+
+let cluster: TestCluster;
+let eps: string;
+let scratch: string;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function kvctl(args: string[], opts: { stdin?: string; endpoints?: string } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [SHIM, '--endpoints', opts.endpoints ?? eps, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(opts.stdin ?? '');
+  });
+}
+
+function ok(r: Run): Run {
+  expect(r.stderr, r.stderr).toBe('');
+  expect(r.code, r.stderr).toBe(0);
+  return r;
+}
+
+beforeAll(async () => {
+  cluster = await startTestCluster({ size: 3, tickIntervalMs: 20 });
+  await cluster.waitForLeader();
+  eps = cluster.endpoints.join(',');
+  scratch = await mkdtemp(join(tmpdir(), 'kvctl-test-'));
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+  if (scratch) await rm(scratch, { recursive: true, force: true });
+});
+
+describe('kvctl against a live cluster', () => {
+  it('put, get (human and --json), get of a missing key', async () => {
+    const put = ok(await kvctl(['put', 'k1', 'hello world']));
+    expect(put.stdout).toMatch(/^OK \(revision \d+\)\n$/);
+    const [get, getJson, missing, missingJson] = await Promise.all([
+      kvctl(['get', 'k1']),
+      kvctl(['--json', 'get', 'k1']),
+      kvctl(['get', 'nope']),
+      kvctl(['get', 'nope', '--json']),
+    ]);
+    expect(ok(get).stdout).toBe('hello world\n');
+    const j = JSON.parse(ok(getJson).stdout) as Record<string, unknown>;
+    expect(j).toMatchObject({ key: 'k1', found: true, value: 'hello world', version: 1 });
+    expect((j.header as { revision: number }).revision).toBeGreaterThan(0);
+    expect(ok(missing).stdout).toBe('');
+    expect(JSON.parse(ok(missingJson).stdout)).toMatchObject({ key: 'nope', found: false });
+  });
+
+  it('put --prev-kv, range --prefix/--limit/--keys-only/--count-only, del --prefix', async () => {
+    for (const [k, v] of [['p/a', '1'], ['p/b', '2'], ['p/c', '3'], ['q', '4']]) ok(await kvctl(['put', k!, v!]));
+    const prev = JSON.parse(ok(await kvctl(['--json', 'put', 'p/a', '1b', '--prev-kv'])).stdout) as { prevKv: { value: string } };
+    expect(prev.prevKv.value).toBe('1');
+
+    const [human, limited, keysOnly, countOnly] = await Promise.all([
+      kvctl(['range', 'p/', '--prefix']),
+      kvctl(['--json', 'range', 'p/', '--prefix', '--limit', '2']),
+      kvctl(['range', 'p/', '--prefix', '--keys-only']),
+      kvctl(['range', 'p/', '--prefix', '--count-only']),
+    ]);
+    const lines = ok(human).stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^KEY\s+VALUE\s+CREATE_REV\s+MOD_REV\s+VERSION$/);
+    expect(lines.slice(1, 4).map((l) => l.split(/\s+/).slice(0, 2))).toEqual([
+      ['p/a', '1b'],
+      ['p/b', '2'],
+      ['p/c', '3'],
+    ]);
+    expect(lines[4]).toMatch(/^\(3 of 3 key\(s\); revision \d+\)$/);
+    const lj = JSON.parse(ok(limited).stdout) as { kvs: Array<{ key: string }>; more: boolean; count: number };
+    expect(lj.kvs.map((kv) => kv.key)).toEqual(['p/a', 'p/b']);
+    expect(lj.more).toBe(true);
+    expect(lj.count).toBe(3);
+    expect(ok(keysOnly).stdout.trimEnd().split('\n').slice(0, 4)).toEqual(['KEY', 'p/a', 'p/b', 'p/c']);
+    expect(ok(countOnly).stdout).toBe('3\n');
+
+    const del = JSON.parse(ok(await kvctl(['--json', 'del', 'p/', '--prefix', '--prev-kv'])).stdout) as { deleted: number; prevKvs: Array<{ key: string }> };
+    expect(del.deleted).toBe(3);
+    expect(del.prevKvs.map((kv) => kv.key)).toEqual(['p/a', 'p/b', 'p/c']);
+    expect(ok(await kvctl(['del', 'q'])).stdout).toMatch(/^deleted 1 \(revision \d+\)/);
+    expect(ok(await kvctl(['range', 'p/', '--prefix', '--count-only'])).stdout).toBe('0\n');
+  });
+
+  it('txn from stdin and from --file; both branches', async () => {
+    ok(await kvctl(['put', 'acct', '100']));
+    const spec = {
+      compare: [{ key: 'acct', value: '100' }],
+      success: [{ put: { key: 'acct', value: '90', prevKv: true } }, { get: { key: 'acct' } }],
+      failure: [{ get: { key: 'acct' } }],
+    };
+    const first = ok(await kvctl(['txn'], { stdin: JSON.stringify(spec) }));
+    expect(first.stdout).toMatch(/^SUCCEEDED \(revision \d+\)\n\[0\] put: revision \d+ \(previous: 100\)\n\[1\] range: 1 key\(s\)\n {4}acct = 90\n$/);
+    const file = join(scratch, 'txn.json');
+    await writeFile(file, JSON.stringify(spec));
+    const second = JSON.parse(ok(await kvctl(['--json', 'txn', '--file', file])).stdout) as { succeeded: boolean; responses: Array<{ type: string; kvs: Array<{ value: string }> }> };
+    expect(second.succeeded).toBe(false);
+    expect(second.responses[0]!.type).toBe('range');
+    expect(second.responses[0]!.kvs[0]!.value).toBe('90');
+  });
+
+  it('status: one row per endpoint with exactly one leader; --json', async () => {
+    const leaderId = await cluster.waitForLeader();
+    const [human, json] = await Promise.all([kvctl(['status']), kvctl(['status', '--json'])]);
+    const lines = ok(human).stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^ENDPOINT\s+ID\s+ROLE\s+TERM\s+LEADER\s+COMMIT\s+APPLIED\s+REVISION\s+ERROR$/);
+    expect(lines).toHaveLength(4);
+    expect(lines.slice(1).filter((l) => /\sLEADER\s/.test(l))).toHaveLength(1);
+    const rows = JSON.parse(ok(json).stdout) as Array<{ endpoint: string; memberId: number; role: string; leaderId: number; revision: number }>;
+    expect(rows.map((r) => r.endpoint)).toEqual(cluster.endpoints);
+    expect(rows.map((r) => r.memberId)).toEqual([1, 2, 3]);
+    expect(rows.filter((r) => r.role === 'LEADER').map((r) => r.memberId)).toEqual([leaderId]);
+    expect(rows.every((r) => r.leaderId === leaderId)).toBe(true);
+  });
+
+  it('status with an unreachable endpoint still prints the others (exit 0) and reports the error', async () => {
+    const r = await kvctl(['status', '--timeout-ms', '1000'], { endpoints: `${eps},127.0.0.1:1` });
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(5);
+    expect(lines[4]).toMatch(/^127\.0\.0\.1:1\s+-.*(UNAVAILABLE|DEADLINE_EXCEEDED).*ECONNREFUSED/);
+    expect(r.stderr).toMatch(/ECONNREFUSED/);
+    const none = await kvctl(['status', '--timeout-ms', '500'], { endpoints: '127.0.0.1:1' });
+    expect(none.code).toBe(1);
+  });
+
+  it('member list, add-learner, remove; leader transfer', async () => {
+    const list = ok(await kvctl(['member', 'list'])).stdout.trimEnd().split('\n');
+    expect(list[0]).toMatch(/^ID\s+STATUS\s+PEER_ADDR\s+CLIENT_ADDR$/);
+    expect(list.slice(1).map((l) => l.split(/\s+/)[0])).toEqual(['1', '2', '3']);
+    expect(list.filter((l) => l.includes('(leader)'))).toHaveLength(1);
+    const added = JSON.parse(ok(await kvctl(['--json', 'member', 'add-learner', '7', '127.0.0.1:1', '127.0.0.1:2'])).stdout) as { member: { id: number; isLearner: boolean } };
+    expect(added.member).toMatchObject({ id: 7, isLearner: true });
+    const listed = JSON.parse(ok(await kvctl(['member', 'list', '--json'])).stdout) as { members: Array<{ id: number }> };
+    expect(listed.members.map((m) => m.id).sort()).toEqual([1, 2, 3, 7]);
+    expect(ok(await kvctl(['member', 'remove', '7'])).stdout).toMatch(/^removed member 7\n/);
+
+    const leaderId = await cluster.waitForLeader();
+    const target = leaderId === 1 ? 2 : 1;
+    const t = JSON.parse(ok(await kvctl(['--json', 'leader', 'transfer', String(target)])).stdout) as { leaderId: number };
+    expect(t.leaderId).toBe(target);
+    expect(await cluster.waitForLeader()).toBe(target);
+  });
+
+  it('works with a follower as the only endpoint (follows the leader hint)', async () => {
+    const leaderId = await cluster.waitForLeader();
+    const follower = cluster.specs.find((s) => s.id !== leaderId)!.clientAddr;
+    ok(await kvctl(['put', 'via-follower', 'yes'], { endpoints: follower }));
+    expect(ok(await kvctl(['get', 'via-follower'], { endpoints: follower })).stdout).toBe('yes\n');
+  });
+});
+
+describe('kvctl errors and exit codes', () => {
+  it('server errors exit 1 with the status on stderr (JSON with --json)', async () => {
+    const [empty, emptyJson, notFound] = await Promise.all([
+      kvctl(['put', '', 'v']),
+      kvctl(['--json', 'get', '']),
+      kvctl(['member', 'promote', '42']),
+    ]);
+    expect(empty.code).toBe(1);
+    expect(empty.stdout).toBe('');
+    expect(empty.stderr).toMatch(/^kvctl: INVALID_ARGUMENT: key must not be empty/);
+    expect(emptyJson.code).toBe(1);
+    expect(JSON.parse(emptyJson.stderr)).toMatchObject({ error: { codeName: 'INVALID_ARGUMENT', code: 3 } });
+    expect(notFound.code).toBe(1);
+    expect(notFound.stderr).toMatch(/NOT_FOUND: member 42/);
+  });
+
+  it('an unreachable cluster exits 1 within the timeout', async () => {
+    const t0 = Date.now();
+    const r = await kvctl(['--timeout-ms', '400', 'get', 'k'], { endpoints: '127.0.0.1:1' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/UNAVAILABLE/);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('usage errors exit 2', async () => {
+    const runs = await Promise.all([
+      kvctl(['frobnicate']),
+      kvctl(['put', 'only-key']),
+      kvctl(['range', 'k', '--limit', 'ten']),
+      kvctl(['member']),
+      kvctl(['member', 'promote', 'x']),
+      kvctl(['get', 'k', '--bogus-flag']),
+      kvctl(['txn'], { stdin: 'not json' }),
+      kvctl(['txn'], { stdin: '{"compare":[{"key":"k"}]}' }),
+      kvctl(['txn'], { stdin: '{"sucess":[]}' }),
+      kvctl(['get', 'k'], { endpoints: 'no-port' }),
+      kvctl(['--timeout-ms', '-5', 'get', 'k']),
+      kvctl([], { endpoints: eps }),
+    ]);
+    for (const r of runs) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('--help exits 0', async () => {
+    const r = await kvctl(['txn', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/"compare"/);
+  });
+});
+
+describe('table', () => {
+  it('aligns columns and trims trailing blanks', () => {
+    expect(table(['A', 'LONG'], [['xyz', 1], ['', true]])).toBe('A    LONG\nxyz  1\n     true');
+  });
+});
