@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from '../client/test-cluster.js';
 import { table } from './kvctl.js';
 
+const SPAWN_KILL_MS = 45_000;
 const SHIM = fileURLToPath(new URL('./kvctl.mjs', import.meta.url));
 
 let cluster: TestCluster;
@@ -31,9 +32,14 @@ function kvctl(args: string[], opts: { stdin?: string; endpoints?: string } = {}
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const t0 = Date.now();
+    // A generous bound: on a loaded machine tsx start-up alone can take seconds.
+    const timer = setTimeout(() => child.kill('SIGKILL'), SPAWN_KILL_MS);
     child.on('close', (code) => {
       clearTimeout(timer);
+      const ms = Date.now() - t0;
+      if (code === null) stderr += `\n[test] kvctl ${args.join(' ')} killed after ${ms} ms`;
+      if (ms > 5_000) console.warn(`[test] slow kvctl ${args.join(' ')}: ${ms} ms (exit ${code})`);
       resolve({ code, stdout, stderr });
     });
     child.stdin.end(opts.stdin ?? '');
@@ -41,8 +47,8 @@ function kvctl(args: string[], opts: { stdin?: string; endpoints?: string } = {}
 }
 
 function ok(r: Run): Run {
-  expect(r.stderr, r.stderr).toBe('');
   expect(r.code, r.stderr).toBe(0);
+  expect(r.stderr, r.stderr).toBe('');
   return r;
 }
 
@@ -58,7 +64,7 @@ afterAll(async () => {
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 
-describe('kvctl against a live cluster', () => {
+describe('kvctl against a live cluster', { timeout: 180_000 }, () => {
   it('put, get (human and --json), get of a missing key', async () => {
     const put = ok(await kvctl(['put', 'k1', 'hello world']));
     expect(put.stdout).toMatch(/^OK \(revision \d+\)\n$/);
@@ -177,7 +183,7 @@ describe('kvctl against a live cluster', () => {
   });
 });
 
-describe('kvctl errors and exit codes', () => {
+describe('kvctl errors and exit codes', { timeout: 180_000 }, () => {
   it('server errors exit 1 with the status on stderr (JSON with --json)', async () => {
     const [empty, emptyJson, notFound] = await Promise.all([
       kvctl(['put', '', 'v']),

@@ -83,11 +83,11 @@ afterEach(async () => {
 describe('retry policy', () => {
   it('a write that hit the deadline on the leader is not retried (outcome unknown)', async () => {
     const leader = await fake(1, 'LEADER', 1, () => 'hang');
-    const c = client([leader.addr], 300);
+    const c = client([leader.addr], 1_500);
     const t0 = Date.now();
     const e = await failure(c.put('k', 'v'));
-    expect(e.code).toBe(StatusCode.DEADLINE_EXCEEDED);
-    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(e.code, e.message).toBe(StatusCode.DEADLINE_EXCEEDED);
+    expect(Date.now() - t0).toBeLessThan(1_500 + 1_000);
     expect(leader.calls.filter((m) => m === 'Put')).toHaveLength(1);
     expect(e.attempts).toBe(1);
   });
