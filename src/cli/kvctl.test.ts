@@ -107,6 +107,9 @@ describe('kvctl against a live cluster', { timeout: 180_000 }, () => {
     expect(lj.count).toBe(3);
     expect(ok(keysOnly).stdout.trimEnd().split('\n').slice(0, 4)).toEqual(['KEY', 'p/a', 'p/b', 'p/c']);
     expect(ok(countOnly).stdout).toBe('3\n');
+    // --range-end \0 (backslash zero) = every key >= KEY.
+    const toEnd = JSON.parse(ok(await kvctl(['--json', 'range', 'p/b', '--range-end', '\\0', '--keys-only'])).stdout) as { kvs: Array<{ key: string }> };
+    expect(toEnd.kvs.map((kv) => kv.key).filter((k) => k.startsWith('p/') || k === 'q')).toEqual(['p/b', 'p/c', 'q']);
 
     const del = JSON.parse(ok(await kvctl(['--json', 'del', 'p/', '--prefix', '--prev-kv'])).stdout) as { deleted: number; prevKvs: Array<{ key: string }> };
     expect(del.deleted).toBe(3);

@@ -107,6 +107,11 @@ function parseCount(s: string, what: string): number {
   return n;
 }
 
+/** --range-end: the two characters \0 stand for a single NUL byte ("every key >= KEY"), which argv cannot carry. */
+function rangeEndArg(s: string | undefined): string | Uint8Array | undefined {
+  return s === '\\0' ? Uint8Array.of(0) : s;
+}
+
 function parseId(s: string): number {
   const n = parseCount(s, 'member id');
   return n;
@@ -211,10 +216,10 @@ export async function runKvctl(argv: string[], io: KvctlIo = processIo()): Promi
     .description('delete KEY (or every key with the prefix KEY, or [KEY, END))')
     .argument('<key>')
     .option('--prefix', 'delete every key starting with KEY')
-    .option('--range-end <end>', 'delete [KEY, END)')
+    .option('--range-end <end>', 'delete [KEY, END); END = \\0 (backslash zero) means every key >= KEY')
     .option('--prev-kv', 'print the deleted key-values')
     .action(async (key: string, o: { prefix?: boolean; rangeEnd?: string; prevKv?: boolean }) => {
-      const r = await getClient().delete(key, { prefix: o.prefix === true, rangeEnd: o.rangeEnd, prevKv: o.prevKv === true });
+      const r = await getClient().delete(key, { prefix: o.prefix === true, rangeEnd: rangeEndArg(o.rangeEnd), prevKv: o.prevKv === true });
       print(
         () => [`deleted ${r.deleted} (revision ${r.revision})`, ...r.prevKvs.map((kv) => `${text(kv.key)} = ${text(kv.value)}`)].join('\n'),
         () => ({ deleted: r.deleted, revision: r.revision, prevKvs: r.prevKvs.map(kvJson) }),
@@ -226,13 +231,13 @@ export async function runKvctl(argv: string[], io: KvctlIo = processIo()): Promi
     .description('list the key-values in a range (KEY alone = just that key)')
     .argument('<key>')
     .option('--prefix', 'every key starting with KEY')
-    .option('--range-end <end>', 'the keys in [KEY, END); "\\0" (a NUL) means every key >= KEY')
+    .option('--range-end <end>', 'the keys in [KEY, END); END = \\0 (backslash zero) means every key >= KEY')
     .option('--limit <n>', 'at most N key-values')
     .option('--keys-only', 'keys without values')
     .option('--count-only', 'only the number of keys')
     .action(async (key: string, o: { prefix?: boolean; rangeEnd?: string; limit?: string; keysOnly?: boolean; countOnly?: boolean }) => {
       const limit = o.limit === undefined ? undefined : parseCount(o.limit, '--limit');
-      const r = await getClient().range({ key, prefix: o.prefix === true, rangeEnd: o.rangeEnd, limit, keysOnly: o.keysOnly === true, countOnly: o.countOnly === true });
+      const r = await getClient().range({ key, prefix: o.prefix === true, rangeEnd: rangeEndArg(o.rangeEnd), limit, keysOnly: o.keysOnly === true, countOnly: o.countOnly === true });
       print(
         () => {
           if (o.countOnly) return String(r.count);
