@@ -21,6 +21,7 @@ interface KvdFlags {
   tickMs?: string;
   electionTicks?: string;
   snapshotEntries?: string;
+  compactionLag?: string;
   logLevel?: string;
   config?: string;
 }
@@ -64,6 +65,7 @@ export function configFromFlags(f: KvdFlags): NodeConfig {
     tickIntervalMs: positiveInt('tick-ms', merged.tickMs, 100),
     electionTimeoutTicks: positiveInt('election-ticks', merged.electionTicks, 10),
     snapshotEveryEntries: positiveInt('snapshot-entries', merged.snapshotEntries, 10_000),
+    compactionLagEntries: positiveInt('compaction-lag', merged.compactionLag, 1_000),
     logLevel: merged.logLevel ?? 'warn',
   });
 }
@@ -81,6 +83,7 @@ export async function main(): Promise<void> {
     .option('--tick-ms <ms>', 'Raft tick interval in milliseconds (default 100)')
     .option('--election-ticks <n>', 'election timeout in ticks (default 10)')
     .option('--snapshot-entries <n>', 'snapshot and compact every N applied entries (default 10000)')
+    .option('--compaction-lag <n>', 'entries kept behind a snapshot for slow followers (default 1000)')
     .option('--log-level <level>', 'pino level: fatal|error|warn|info|debug (default warn)')
     .option('--config <file>', 'JSON file with any of the flags above (camelCase); flags win');
   program.parse();

@@ -132,7 +132,11 @@ export class RaftLog {
 
   commitTo(toCommit: number): void {
     if (this.committed >= toCommit) return; // commit never regresses
-    assert(toCommit <= this.lastIndex(), `tocommit(${toCommit}) is out of range [lastIndex(${this.lastIndex()})]`);
+    assert(
+      toCommit <= this.lastIndex(),
+      `tocommit(${toCommit}) is out of range [lastIndex(${this.lastIndex()})]: this node's log was lost or truncated ` +
+        '(a node whose data directory was wiped must be removed and re-added under a new member id)',
+    );
     this.committed = toCommit;
   }
 

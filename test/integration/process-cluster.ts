@@ -37,8 +37,9 @@ export class ProcessCluster {
 
   constructor(size: number, readonly tickMs = 20) {
     this.root = mkdtempSync(join(tmpdir(), 'raftkv-it-'));
-    // A random port block per run keeps parallel runs and leftovers from colliding.
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    // A random port block per run keeps parallel runs and leftovers from colliding; the block
+    // leaves room for nodes added later (ids up to 9: client base+id, peer base+100+id).
+    const base = 20_000 + Math.floor(Math.random() * 200) * 200;
     for (let i = 1; i <= size; i++) {
       this.nodes.push({ id: i, clientAddr: `127.0.0.1:${base + i}`, peerAddr: `127.0.0.1:${base + 100 + i}`, dataDir: join(this.root, `n${i}`), stderr: '' });
     }
