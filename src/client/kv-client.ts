@@ -7,24 +7,17 @@
 // Retry safety (until idempotency keys exist, a later issue):
 //   - Reads (get, range, status, members) are retried on UNAVAILABLE: running them twice is harmless.
 //   - Writes (put, delete, txn, member changes, leader transfer) are retried ONLY when the
-//     server definitely did not apply them:
-//       * UNAVAILABLE "not the leader ..." — refused by a follower (or by a node that lost
-//         leadership) before anything was proposed;
-//       * UNAVAILABLE "... it was not applied" — the proposal's log slot was taken by another
-//         leader's entry, so it can never commit;
-//       * UNAVAILABLE "membership change refused ..." — the core refused the proposal;
-//       * RESOURCE_EXHAUSTED "too many pending proposals" — refused before being queued;
-//       * UNAVAILABLE "No connection established" — grpc-js never sent the request
-//         (connection refused, nothing listening);
-//       * errors the client raised itself before sending (no leader known).
+//     server definitely did not apply them: the server says so with the trailing metadata
+//     `x-raftkv-not-applied: 1` (refused before proposing: not the leader, shutting down,
+//     too many pending proposals; or the proposal's log slot went to another leader's entry),
+//     or grpc-js never sent the request ("No connection established"), or the client raised
+//     the error itself before sending (no leader known).
 //   - A write is NEVER retried after DEADLINE_EXCEEDED, a dropped connection or any other
 //     error: the outcome is unknown (the entry may still commit), and a blind retry could
 //     apply it twice. Such errors reach the caller, who must decide (e.g. read back).
-// The classification above matches the server's error messages (src/server); it is
-// deliberately conservative: anything unrecognised counts as "maybe applied".
+// Anything without the marker counts as "maybe applied"; message text is never parsed.
 
 import * as grpc from '@grpc/grpc-js';
-import { LEADER_ADDR_METADATA_KEY, LEADER_ID_METADATA_KEY } from '../server/errors.js';
 import {
   CompareResult,
   CompareTarget,
@@ -41,6 +34,7 @@ import {
   type RequestOp,
   type ResponseOp,
 } from './proto.js';
+import { LEADER_ADDR_METADATA_KEY, LEADER_ID_METADATA_KEY, NOT_APPLIED_METADATA_KEY } from './proto.js';
 
 export { CompareResult, CompareTarget, Consistency, PartitionDirection };
 export type { FaultConfig, KeyValue, Member, ReadHeader };
@@ -102,6 +96,8 @@ export class KvClientError extends Error {
       notSent?: boolean;
       /** Attempts made (1 = no retry). */
       attempts?: number;
+      /** The server marked the write as certainly not applied (x-raftkv-not-applied). */
+      notApplied?: boolean;
     } = {},
   ) {
     super(`${grpc.status[code] ?? code}: ${details}`);
@@ -434,18 +430,9 @@ function requestOpOf(op: TxnOpSpec, where: string): RequestOp {
 
 /** True when the error proves the server did not (and never will) apply the write. */
 export function writeDefinitelyNotApplied(e: KvClientError): boolean {
-  if (e.opts.notSent) return true;
-  const d = e.details;
-  if (e.code === grpc.status.UNAVAILABLE) {
-    return (
-      d.startsWith('not the leader') ||
-      d.includes('it was not applied') ||
-      d.startsWith('membership change refused') ||
-      d.startsWith('No connection established')
-    );
-  }
-  if (e.code === grpc.status.RESOURCE_EXHAUSTED) return d.startsWith('too many pending proposals');
-  return false;
+  if (e.opts.notSent || e.opts.notApplied) return true;
+  // grpc-js never sent the request (connection refused, nothing listening).
+  return e.code === grpc.status.UNAVAILABLE && e.details.startsWith('No connection established');
 }
 
 function retryable(e: KvClientError, kind: OpKind): boolean {
@@ -473,7 +460,8 @@ function toClientError(e: unknown, endpoint: string | undefined): KvClientError 
     const id = Number(metadataString(se.metadata, LEADER_ID_METADATA_KEY) ?? NaN);
     const addr = metadataString(se.metadata, LEADER_ADDR_METADATA_KEY);
     const leaderHint = Number.isFinite(id) && id > 0 ? { id, ...(addr ? { addr } : {}) } : undefined;
-    return new KvClientError(se.code, se.details ?? se.message ?? '', { endpoint, ...(leaderHint ? { leaderHint } : {}) });
+    const notApplied = metadataString(se.metadata, NOT_APPLIED_METADATA_KEY) === '1';
+    return new KvClientError(se.code, se.details ?? se.message ?? '', { endpoint, notApplied, ...(leaderHint ? { leaderHint } : {}) });
   }
   return new KvClientError(grpc.status.INTERNAL, (e as Error)?.message ?? String(e), { endpoint });
 }

@@ -7,6 +7,16 @@ import { loadProtoRoot } from '../transport/proto-root.js';
 import { serviceDefinition } from '../transport/grpc-service.js';
 import type * as grpc from '@grpc/grpc-js';
 
+/** Trailing-metadata keys of error responses (part of the wire contract). */
+export const LEADER_ID_METADATA_KEY = 'x-raftkv-leader-id';
+export const LEADER_ADDR_METADATA_KEY = 'x-raftkv-leader-addr';
+/**
+ * Set (to "1") on errors where the server guarantees the write was NOT applied and never will
+ * be (refused before proposing, or its log slot went to another leader's entry): a client may
+ * retry such a write safely. Clients must not infer this from message text.
+ */
+export const NOT_APPLIED_METADATA_KEY = 'x-raftkv-not-applied';
+
 export enum Consistency {
   Unspecified = 0,
   Linearizable = 1,

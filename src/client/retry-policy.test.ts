@@ -3,11 +3,11 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LEADER_ADDR_METADATA_KEY, LEADER_ID_METADATA_KEY } from '../server/errors.js';
+import { LEADER_ADDR_METADATA_KEY, LEADER_ID_METADATA_KEY, NOT_APPLIED_METADATA_KEY } from './proto.js';
 import { KvClient, KvClientError, StatusCode, writeDefinitelyNotApplied } from './index.js';
 import { kvServiceDefinition } from './proto.js';
 
-type Behaviour = (method: string, n: number) => { ok: unknown } | { err: { code: grpc.status; details: string; hint?: { id: number; addr: string } } } | 'hang';
+type Behaviour = (method: string, n: number) => { ok: unknown } | { err: { code: grpc.status; details: string; hint?: { id: number; addr: string }; notApplied?: boolean } } | 'hang';
 
 interface Fake {
   addr: string;
@@ -42,6 +42,7 @@ async function fake(id: number, role: 'LEADER' | 'FOLLOWER', leaderId: number, b
       md.set(LEADER_ID_METADATA_KEY, String(b.err.hint.id));
       md.set(LEADER_ADDR_METADATA_KEY, b.err.hint.addr);
     }
+    if (b.err.notApplied) md.set(NOT_APPLIED_METADATA_KEY, '1');
     cb({ code: b.err.code, details: b.err.details, metadata: md } as grpc.ServiceError);
   };
   const impl = (names: string[]) => Object.fromEntries(names.map((n) => [n, handler(n)]));
@@ -115,7 +116,7 @@ describe('retry policy', () => {
 
   it('a write refused with "not the leader" follows the hint to an address outside the endpoint list', async () => {
     const real = await fake(2, 'LEADER', 2, () => putOk);
-    const stale = await fake(1, 'LEADER', 1, () => ({ err: { code: grpc.status.UNAVAILABLE, details: 'not the leader: send writes to the leader', hint: { id: 2, addr: real.addr } } }));
+    const stale = await fake(1, 'LEADER', 1, () => ({ err: { code: grpc.status.UNAVAILABLE, details: 'not the leader: send writes to the leader', hint: { id: 2, addr: real.addr }, notApplied: true } }));
     const c = client([stale.addr]);
     expect((await c.put('k', 'v')).revision).toBe(7);
     expect(c.cachedLeader).toBe(real.addr);
@@ -125,8 +126,8 @@ describe('retry policy', () => {
 
   it('"leadership changed ... not applied" and "too many pending proposals" are retried for writes, with backoff', async () => {
     const leader = await fake(1, 'LEADER', 1, (m, n) => {
-      if (n === 1) return { err: { code: grpc.status.UNAVAILABLE, details: 'leadership changed before the write committed; it was not applied' } };
-      if (n === 2) return { err: { code: grpc.status.RESOURCE_EXHAUSTED, details: 'too many pending proposals (maxPendingProposals=1)' } };
+      if (n === 1) return { err: { code: grpc.status.UNAVAILABLE, details: 'leadership changed before the write committed; it was not applied', notApplied: true } };
+      if (n === 2) return { err: { code: grpc.status.RESOURCE_EXHAUSTED, details: 'too many pending proposals (maxPendingProposals=1)', notApplied: true } };
       return putOk;
     });
     const c = client([leader.addr]);
@@ -135,7 +136,7 @@ describe('retry policy', () => {
   });
 
   it('gives up after maxRetries and reports the attempts', async () => {
-    const f = await fake(1, 'FOLLOWER', 0, () => ({ err: { code: grpc.status.UNAVAILABLE, details: 'not the leader (no-leader)' } }));
+    const f = await fake(1, 'FOLLOWER', 0, () => ({ err: { code: grpc.status.UNAVAILABLE, details: 'not the leader (no-leader)', notApplied: true } }));
     // Status says no leader, so discovery itself fails (nothing sent): retried until maxRetries.
     const c = client([f.addr], 5_000, 3);
     const e = await failure(c.put('k', 'v'));
@@ -155,8 +156,10 @@ describe('retry policy', () => {
   });
 
   it('classifies errors conservatively', () => {
-    const mk = (code: grpc.status, details: string) => new KvClientError(code, details);
-    expect(writeDefinitelyNotApplied(mk(StatusCode.UNAVAILABLE, 'not the leader: send writes to the leader'))).toBe(true);
+    const mk = (code: grpc.status, details: string, notApplied = false) => new KvClientError(code, details, { notApplied });
+    expect(writeDefinitelyNotApplied(mk(StatusCode.UNAVAILABLE, 'not the leader: send writes to the leader', true))).toBe(true);
+    // Message text alone proves nothing: only the server's marker does.
+    expect(writeDefinitelyNotApplied(mk(StatusCode.UNAVAILABLE, 'not the leader: send writes to the leader'))).toBe(false);
     expect(writeDefinitelyNotApplied(mk(StatusCode.UNAVAILABLE, 'No connection established. Last error: connect ECONNREFUSED'))).toBe(true);
     expect(writeDefinitelyNotApplied(mk(StatusCode.UNAVAILABLE, 'Connection dropped'))).toBe(false);
     expect(writeDefinitelyNotApplied(mk(StatusCode.UNAVAILABLE, 'node is shutting down'))).toBe(false);

@@ -20,7 +20,7 @@ import type { ApplyResult } from '../state-machine/index.js';
 import type { FaultyTransport } from '../transport/index.js';
 import { encodeMemberContext } from '../transport/index.js';
 import type { Limits } from './config.js';
-import { failedPrecondition, invalidArgument, KvError, notFound, unavailable } from './errors.js';
+import { failedPrecondition, invalidArgument, KvError, notFound, unavailable, unavailableNotApplied } from './errors.js';
 import type { NodeHost } from './node-host.js';
 
 type Handler<Req, Res> = (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
@@ -47,7 +47,9 @@ function timeoutMsOf(call: grpc.ServerUnaryCall<unknown, unknown>, defaultMs: nu
 
 export function checkKey(key: Uint8Array | undefined, limits: Limits, what = 'key'): Uint8Array {
   if (!key || key.length === 0) throw invalidArgument(`${what} must not be empty`);
-  if (key.length > limits.maxKeyBytes) throw invalidArgument(`${what} is ${key.length} bytes, over maxKeyBytes=${limits.maxKeyBytes}`);
+  if (key.length > limits.maxKeyBytes) {
+    throw new KvError(grpc.status.RESOURCE_EXHAUSTED, `${what} is ${key.length} bytes, over maxKeyBytes=${limits.maxKeyBytes}`);
+  }
   return key;
 }
 
@@ -88,7 +90,7 @@ export class KvService {
     if (data.length > this.limits.maxRequestBytes) {
       throw new KvError(grpc.status.RESOURCE_EXHAUSTED, `request is ${data.length} bytes, over maxRequestBytes=${this.limits.maxRequestBytes}`);
     }
-    if (!this.host.isLeader()) throw unavailable('not the leader: send writes to the leader', this.host.leaderHint());
+    if (!this.host.isLeader()) throw unavailableNotApplied('not the leader: send writes to the leader', this.host.leaderHint());
     const r = await this.host.propose(data, timeoutMsOf(call, this.host.cfg.defaultRequestTimeoutMs));
     if ('kind' in r && r.kind === 'invalid') throw invalidArgument(r.error);
     return r;
@@ -216,7 +218,7 @@ export class KvService {
 
   /** Proposes a conf change and waits until it is applied here. */
   private async confChange(cc: ConfChange, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<void> {
-    if (!this.host.isLeader()) throw unavailable('not the leader: send membership changes to the leader', this.host.leaderHint());
+    if (!this.host.isLeader()) throw unavailableNotApplied('not the leader: send membership changes to the leader', this.host.leaderHint());
     const res = await this.host.withCore((n) => n.proposeConfChange(cc));
     if (!res.ok) {
       if (res.reason === 'conf-change-pending') throw failedPrecondition('another membership change is still being applied; retry shortly');

@@ -27,7 +27,7 @@ import type { BatchOp, LevelRaftStorage, NodeDb } from '../storage/index.js';
 import { decodeMemberContext, type MemberContext } from '../transport/index.js';
 import type { Transport } from '../transport/index.js';
 import type { NodeConfig, PeerSpec } from './config.js';
-import { deadlineExceeded, KvError, resourceExhausted, unavailable } from './errors.js';
+import { deadlineExceeded, KvError, resourceExhausted, unavailable, unavailableNotApplied } from './errors.js';
 
 const MEMBERS_KEY = new Uint8Array([0x68, 0x2f, 0x6d]); // 'h/m': host-owned member address table
 
@@ -125,11 +125,13 @@ export class NodeHost {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
-    const err = unavailable('node is shutting down');
-    for (const w of this.proposals.values()) this.failWaiter(w, err);
-    for (const w of this.reads.values()) this.failWaiter(w, err);
-    for (const p of this.proposalQueue) this.failWaiter(p.waiter, err);
-    for (const r of this.readQueue) this.failWaiter(r.waiter, err);
+    // Proposals already in the log may still commit elsewhere: their outcome is unknown.
+    const inLog = unavailable('node is shutting down; the write was proposed and may still commit');
+    const notSent = unavailableNotApplied('node is shutting down; the write was not proposed');
+    for (const w of this.proposals.values()) this.failWaiter(w, inLog);
+    for (const w of this.reads.values()) this.failWaiter(w, notSent);
+    for (const p of this.proposalQueue) this.failWaiter(p.waiter, notSent);
+    for (const r of this.readQueue) this.failWaiter(r.waiter, notSent);
     this.proposals.clear();
     this.reads.clear();
     this.proposalQueue = [];
@@ -172,7 +174,7 @@ export class NodeHost {
   propose(data: Uint8Array, timeoutMs: number): Promise<ApplyResult> {
     this.checkAlive();
     if (this.proposals.size + this.proposalQueue.length >= this.cfg.limits.maxPendingProposals) {
-      return Promise.reject(resourceExhausted(`too many pending proposals (maxPendingProposals=${this.cfg.limits.maxPendingProposals})`));
+      return Promise.reject(resourceExhausted(`too many pending proposals (maxPendingProposals=${this.cfg.limits.maxPendingProposals})`, true));
     }
     return new Promise((resolve, reject) => {
       const waiter = {
@@ -189,7 +191,7 @@ export class NodeHost {
     const queued = this.proposalQueue.findIndex((p) => p.waiter === waiter);
     if (queued >= 0) this.proposalQueue.splice(queued, 1);
     for (const [idx, w] of this.proposals) if (w.resolve === waiter.resolve) this.proposals.delete(idx);
-    waiter.reject(deadlineExceeded('write not applied before the deadline; it may still commit (retry with the same idempotency key)'));
+    waiter.reject(deadlineExceeded('write not applied before the deadline; its outcome is unknown (it may still commit)'));
   }
 
   /** Resolves with the applied index at which a linearizable read may be served. */
@@ -216,8 +218,8 @@ export class NodeHost {
   }
 
   private checkAlive(): void {
-    if (this.fatal) throw unavailable(`node stopped after a fatal error: ${this.fatal.message}`);
-    if (this.stopped) throw unavailable('node is shutting down');
+    if (this.fatal) throw unavailableNotApplied(`node stopped after a fatal error: ${this.fatal.message}`);
+    if (this.stopped) throw unavailableNotApplied('node is shutting down');
   }
 
   // ------------------------------------------------------------------ the loop
@@ -282,7 +284,7 @@ export class NodeHost {
     this.proposalQueue = [];
     const res = this.rawNode.proposeBatch(batch.map((p) => p.data));
     if (!res.ok) {
-      const err = unavailable(`not the leader (${res.reason})`, this.leaderHint());
+      const err = unavailableNotApplied(`not the leader (${res.reason})`, this.leaderHint());
       for (const p of batch) this.failWaiter(p.waiter, err);
       return;
     }
@@ -369,7 +371,7 @@ export class NodeHost {
     this.proposals.delete(e.index);
     clearTimeout(w.timer);
     // Another leader's entry at our index means our proposal was overwritten: never committed.
-    if (e.term !== w.term) w.reject(unavailable('leadership changed before the write committed; it was not applied', this.leaderHint()));
+    if (e.term !== w.term) w.reject(unavailableNotApplied('leadership changed before the write committed; it was not applied', this.leaderHint()));
     else w.resolve(r);
   }
 
