@@ -1,0 +1,518 @@
+// Client benchmark: raftkv (3 kvd processes) against etcd (3 members), both on loopback, same
+// closed-loop workload, same client stack (grpc-js + protobufjs, same number of channels).
+//
+//   npm run bench -- --op put -c 64 --duration 10
+//   npm run bench -- --op put,get -c 1,16,64,256 --duration 10 --target both
+//
+// Options (defaults in brackets):
+//   --op put|get|put,get [put]     get = linearizable read (ours: ReadIndex; etcd: default Range)
+//   -c, --concurrency N[,N..] [64] concurrent closed-loop workers (each: send, await, repeat)
+//   --duration S [10]             measured seconds per (target, op, C)
+//   --warmup S [2]                unmeasured seconds before each measurement
+//   --target raftkv|etcd|both [both]
+//   --value-bytes N [256]  --keys N [10000]   (gets first load every key once)
+//   --workers-per-channel N [16]  gRPC channels = ceil(C / N), each its own TCP connection
+//   --raftkv-endpoints a,b,c      use a running cluster instead of starting one
+//   --etcd-endpoints a,b,c        (the same for etcd)
+//   --tick-ms N [100]             raftkv tick (etcd keeps its default 100 ms heartbeat)
+//   --cpu-prof                    start the kvd nodes under `node --cpu-prof` (bench/out/prof/)
+//   --out DIR [bench/out]         results JSON + SVG chart; node data and logs under DIR/run/
+//
+// Both clusters write their data under the same directory (same disk, both fsync per batch).
+// Every request goes to the leader (writes would be forwarded anyway; reads would not).
+// Every process this script starts is stopped by pid at the end, on error and on Ctrl-C.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+import { kvServiceDefinition } from '../src/client/proto.js';
+import { serviceDefinition } from '../src/transport/grpc-service.js';
+import { useNumbersForLongs } from '../src/transport/proto-root.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const KVD = join(ROOT, 'src/cli/kvd.mjs');
+const CALL_TIMEOUT_MS = 10_000;
+
+// ------------------------------------------------------------------ options
+
+interface Options {
+  ops: Array<'put' | 'get'>;
+  concurrency: number[];
+  durationS: number;
+  warmupS: number;
+  targets: Array<'raftkv' | 'etcd'>;
+  valueBytes: number;
+  keys: number;
+  workersPerChannel: number;
+  raftkvEndpoints?: string[];
+  etcdEndpoints?: string[];
+  tickMs: number;
+  cpuProf: boolean;
+  out: string;
+}
+
+const USAGE = 'usage: npm run bench -- --op put|get[,..] -c N[,N..] --duration S [--warmup S] [--target raftkv|etcd|both] [--value-bytes N] [--keys N] [--workers-per-channel N] [--raftkv-endpoints a,b] [--etcd-endpoints a,b] [--tick-ms N] [--cpu-prof] [--out DIR]';
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { ops: ['put'], concurrency: [64], durationS: 10, warmupS: 2, targets: ['raftkv', 'etcd'], valueBytes: 256, keys: 10_000, workersPerChannel: 16, tickMs: 100, cpuProf: false, out: join(ROOT, 'bench/out') };
+  const num = (flag: string, v: string | undefined, min = 1): number => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n) || n < min) throw new Error(`${flag} needs a number >= ${min}, got "${v}"`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const v = argv[i + 1];
+    const take = (): string => {
+      i++;
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    switch (a) {
+      case '--op':
+        o.ops = take().split(',').map((x) => {
+          if (x !== 'put' && x !== 'get') throw new Error(`--op must be put or get, got "${x}"`);
+          return x;
+        });
+        break;
+      case '-c':
+      case '--concurrency':
+        o.concurrency = take().split(',').map((x) => num(a, x));
+        break;
+      case '--duration': o.durationS = num(a, take()); break;
+      case '--warmup': o.warmupS = num(a, take(), 0); break;
+      case '--target': {
+        const t = take();
+        if (t === 'both') o.targets = ['raftkv', 'etcd'];
+        else if (t === 'raftkv' || t === 'etcd') o.targets = [t];
+        else throw new Error(`--target must be raftkv, etcd or both, got "${t}"`);
+        break;
+      }
+      case '--value-bytes': o.valueBytes = num(a, take(), 0); break;
+      case '--keys': o.keys = num(a, take()); break;
+      case '--workers-per-channel': o.workersPerChannel = num(a, take()); break;
+      case '--raftkv-endpoints': o.raftkvEndpoints = take().split(','); break;
+      case '--etcd-endpoints': o.etcdEndpoints = take().split(','); break;
+      case '--tick-ms': o.tickMs = num(a, take()); break;
+      case '--cpu-prof': o.cpuProf = true; break;
+      case '--out': o.out = resolve(take()); break;
+      case '-h':
+      case '--help':
+        console.log(USAGE);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${a}\n${USAGE}`);
+    }
+  }
+  return o;
+}
+
+// ------------------------------------------------------------------ processes
+
+const children: ChildProcess[] = [];
+let stopping: Promise<void> | undefined;
+
+function startProcess(cmd: string, args: string[], logFile: string): ChildProcess {
+  const fd = openSync(logFile, 'a');
+  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
+  children.push(child);
+  return child;
+}
+
+function alive(c: ChildProcess): boolean {
+  return c.exitCode === null && c.signalCode === null;
+}
+
+/** SIGTERM every child we started (by pid), SIGKILL after 5 s. */
+function stopAll(): Promise<void> {
+  stopping ??= (async () => {
+    for (const c of children) if (alive(c) && c.pid) process.kill(c.pid, 'SIGTERM');
+    const deadline = Date.now() + 5_000;
+    while (children.some(alive) && Date.now() < deadline) await sleep(50);
+    for (const c of children) if (alive(c) && c.pid) process.kill(c.pid, 'SIGKILL');
+  })();
+  return stopping;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function progress(s: string): void {
+  process.stderr.write(s);
+}
+
+// ------------------------------------------------------------------ the two systems
+
+
+interface System {
+  name: 'raftkv' | 'etcd';
+  /** Client address of the current leader. */
+  leader(): Promise<string>;
+  /** One fresh channel (own TCP connection) to addr; put/get bound to it. */
+  channel(addr: string, n: number): { put(key: Buffer, value: Buffer, cb: (err: Error | null) => void): void; get(key: Buffer, cb: (err: Error | null) => void): void; close(): void };
+}
+
+/** grpc-js pools subchannels by address+options; a distinct option gives each channel its own connection. */
+function channelOptions(n: number): grpc.ChannelOptions {
+  return { 'bench.channel': n, 'grpc.max_receive_message_length': 64 * 1024 * 1024 };
+}
+
+function deadline(): grpc.CallOptions {
+  return { deadline: Date.now() + CALL_TIMEOUT_MS };
+}
+
+function raftkvSystem(endpoints: string[]): System {
+  const Kv = grpc.makeGenericClientConstructor(kvServiceDefinition('KV'), 'KV');
+  const Cluster = grpc.makeGenericClientConstructor(kvServiceDefinition('Cluster'), 'Cluster');
+  return {
+    name: 'raftkv',
+    async leader() {
+      for (let attempt = 0; attempt < 100; attempt++) {
+        for (const ep of endpoints) {
+          const c = new Cluster(ep, grpc.credentials.createInsecure()) as unknown as grpc.Client & { Status: (r: object, o: grpc.CallOptions, cb: (e: unknown, s?: { role: string }) => void) => void };
+          const s = await new Promise<{ role: string } | undefined>((r) => c.Status({}, { deadline: Date.now() + 500 }, (e, s) => r(e ? undefined : s)));
+          c.close();
+          if (s?.role === 'LEADER') return ep;
+        }
+        await sleep(200);
+      }
+      throw new Error(`raftkv: no leader among ${endpoints.join(',')}`);
+    },
+    channel(addr, n) {
+      const c = new Kv(addr, grpc.credentials.createInsecure(), channelOptions(n)) as unknown as grpc.Client & { Put: (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void; Get: (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void };
+      return {
+        put: (key, value, cb) => c.Put({ key, value }, deadline(), cb),
+        get: (key, cb) => c.Get({ key }, deadline(), cb),
+        close: () => c.close(),
+      };
+    },
+  };
+}
+
+// The subset of etcd's api/etcdserverpb/rpc.proto (and mvccpb/kv.proto) the benchmark uses,
+// with etcd's field numbers; unknown fields in responses are skipped by the decoder.
+const ETCD_PROTO = `
+syntax = "proto3";
+package etcdserverpb;
+service KV {
+  rpc Range(RangeRequest) returns (RangeResponse);
+  rpc Put(PutRequest) returns (PutResponse);
+}
+service Maintenance {
+  rpc Status(StatusRequest) returns (StatusResponse);
+}
+message ResponseHeader { uint64 cluster_id = 1; uint64 member_id = 2; int64 revision = 3; uint64 raft_term = 4; }
+message KeyValue { bytes key = 1; int64 create_revision = 2; int64 mod_revision = 3; int64 version = 4; bytes value = 5; int64 lease = 6; }
+message RangeRequest { bytes key = 1; bytes range_end = 2; int64 limit = 3; int64 revision = 4; bool serializable = 7; }
+message RangeResponse { ResponseHeader header = 1; repeated KeyValue kvs = 2; bool more = 3; int64 count = 4; }
+message PutRequest { bytes key = 1; bytes value = 2; int64 lease = 3; bool prev_kv = 4; }
+message PutResponse { ResponseHeader header = 1; KeyValue prev_kv = 2; }
+message StatusRequest {}
+message StatusResponse { ResponseHeader header = 1; string version = 2; int64 db_size = 3; uint64 leader = 4; uint64 raft_index = 5; uint64 raft_term = 6; }
+`;
+
+function etcdSystem(endpoints: string[]): System {
+  useNumbersForLongs();
+  const root = protobuf.parse(ETCD_PROTO, { keepCase: false }).root;
+  root.resolveAll();
+  const Kv = grpc.makeGenericClientConstructor(serviceDefinition(root, 'etcdserverpb.KV'), 'KV');
+  const Maint = grpc.makeGenericClientConstructor(serviceDefinition(root, 'etcdserverpb.Maintenance'), 'Maintenance');
+  return {
+    name: 'etcd',
+    async leader() {
+      for (let attempt = 0; attempt < 100; attempt++) {
+        for (const ep of endpoints) {
+          const c = new Maint(ep, grpc.credentials.createInsecure()) as unknown as grpc.Client & { Status: (r: object, o: grpc.CallOptions, cb: (e: unknown, s?: { header: { memberId: number }; leader: number }) => void) => void };
+          const s = await new Promise<{ header: { memberId: number }; leader: number } | undefined>((r) => c.Status({}, { deadline: Date.now() + 500 }, (e, s) => r(e ? undefined : s)));
+          c.close();
+          // 64-bit member ids decode lossily as numbers, but identically on both sides.
+          if (s && s.leader !== 0 && s.leader === s.header.memberId) return ep;
+        }
+        await sleep(200);
+      }
+      throw new Error(`etcd: no leader among ${endpoints.join(',')}`);
+    },
+    channel(addr, n) {
+      const c = new Kv(addr, grpc.credentials.createInsecure(), channelOptions(n)) as unknown as grpc.Client & { Put: (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void; Range: (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void };
+      return {
+        put: (key, value, cb) => c.Put({ key, value }, deadline(), cb),
+        // serializable=false (the default): a linearizable read through etcd's ReadIndex.
+        get: (key, cb) => c.Range({ key }, deadline(), cb),
+        close: () => c.close(),
+      };
+    },
+  };
+}
+
+// ------------------------------------------------------------------ cluster start-up
+
+const RAFTKV_CLIENT_PORT = 17001;
+const RAFTKV_PEER_PORT = 17101;
+const ETCD_CLIENT_PORT = 12379;
+const ETCD_PEER_PORT = 12380;
+
+function startRaftkv(o: Options, runDir: string): string[] {
+  const nodes = [1, 2, 3].map((id) => ({ id, client: `127.0.0.1:${RAFTKV_CLIENT_PORT + id - 1}`, peer: `127.0.0.1:${RAFTKV_PEER_PORT + id - 1}`, data: join(runDir, 'raftkv', `n${id}`) }));
+  const peers = nodes.map((n) => `${n.id}=${n.peer}/${n.client}`).join(',');
+  const profDir = join(o.out, 'prof');
+  if (o.cpuProf) mkdirSync(profDir, { recursive: true });
+  for (const n of nodes) {
+    mkdirSync(n.data, { recursive: true });
+    const nodeFlags = o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `kvd-n${n.id}-${Date.now()}.cpuprofile`] : [];
+    const args = [...nodeFlags, KVD, '--id', String(n.id), '--data-dir', n.data, '--client-addr', n.client, '--peer-addr', n.peer, '--peers', peers, '--tick-ms', String(o.tickMs), '--log-level', 'warn'];
+    const c = startProcess(process.execPath, args, join(runDir, `raftkv-n${n.id}.log`));
+    progress(`  raftkv node ${n.id}: pid ${c.pid}, client ${n.client}\n`);
+  }
+  return nodes.map((n) => n.client);
+}
+
+function etcdInstalled(): boolean {
+  return spawnSync('etcd', ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+function startEtcd(runDir: string): string[] {
+  if (!etcdInstalled()) {
+    throw new Error('no `etcd` binary on PATH. Install it with:\n    apt-get update && apt-get install -y etcd-server etcd-client\n  or run with --target raftkv (or --etcd-endpoints for a running cluster)');
+  }
+  const members = [1, 2, 3].map((i) => ({ name: `e${i}`, client: `http://127.0.0.1:${ETCD_CLIENT_PORT + (i - 1) * 2}`, peer: `http://127.0.0.1:${ETCD_PEER_PORT + (i - 1) * 2}`, data: join(runDir, 'etcd', `e${i}`) }));
+  const cluster = members.map((m) => `${m.name}=${m.peer}`).join(',');
+  for (const m of members) {
+    mkdirSync(m.data, { recursive: true });
+    const args = ['--name', m.name, '--data-dir', m.data, '--listen-client-urls', m.client, '--advertise-client-urls', m.client, '--listen-peer-urls', m.peer, '--initial-advertise-peer-urls', m.peer, '--initial-cluster', cluster, '--initial-cluster-state', 'new', '--initial-cluster-token', 'kv-bench', '--logger', 'zap', '--log-level', 'warn'];
+    const c = startProcess('etcd', args, join(runDir, `etcd-${m.name}.log`));
+    progress(`  etcd member ${m.name}: pid ${c.pid}, client ${m.client}\n`);
+  }
+  return members.map((m) => m.client.replace('http://', ''));
+}
+
+// ------------------------------------------------------------------ the workload
+
+interface Result {
+  target: string;
+  op: string;
+  c: number;
+  channels: number;
+  ops: number;
+  errors: number;
+  opsPerSec: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+  firstError?: string;
+}
+
+function keyOf(i: number): Buffer {
+  return Buffer.from(`bench/key/${String(i).padStart(8, '0')}`);
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
+}
+
+/** Writes every key once (so gets find values); C=64 on 4 channels. */
+async function preload(sys: System, addr: string, o: Options, value: Buffer): Promise<void> {
+  const chans = [0, 1, 2, 3].map((i) => sys.channel(addr, 1000 + i));
+  let next = 0;
+  const worker = async (w: number): Promise<void> => {
+    const ch = chans[w % chans.length]!;
+    while (next < o.keys) {
+      const k = keyOf(next++);
+      await new Promise<void>((res, rej) => ch.put(k, value, (e) => (e ? rej(e) : res())));
+    }
+  };
+  await Promise.all(Array.from({ length: 64 }, (_, w) => worker(w)));
+  for (const ch of chans) ch.close();
+}
+
+async function runOne(sys: System, addr: string, op: 'put' | 'get', c: number, o: Options, value: Buffer, keys: Buffer[]): Promise<Result> {
+  const nChannels = Math.ceil(c / o.workersPerChannel);
+  const chans = Array.from({ length: nChannels }, (_, i) => sys.channel(addr, i));
+  const lat: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  let measuring = false;
+  let done = false;
+  let windowOps = 0;
+  const worker = async (w: number): Promise<void> => {
+    const ch = chans[w % nChannels]!;
+    let seed = (w + 1) * 2654435761;
+    while (!done) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      const key = keys[seed % keys.length]!;
+      const t0 = performance.now();
+      const err = await new Promise<Error | null>((res) => (op === 'put' ? ch.put(key, value, res) : ch.get(key, res)));
+      const dt = performance.now() - t0;
+      windowOps++;
+      if (!measuring || done) continue;
+      if (err) {
+        errors++;
+        firstError ??= err.message;
+      } else lat.push(dt);
+    }
+  };
+  const workers = Array.from({ length: c }, (_, w) => worker(w));
+  const ticker = setInterval(() => {
+    progress(`\r  ${sys.name} ${op} C=${c}: ${measuring ? 'measuring' : 'warmup   '} ${String(windowOps).padStart(7)} ops/s  `);
+    windowOps = 0;
+  }, 1000);
+  await sleep(o.warmupS * 1000);
+  measuring = true;
+  const t0 = performance.now();
+  await sleep(o.durationS * 1000);
+  done = true;
+  const elapsed = (performance.now() - t0) / 1000;
+  await Promise.all(workers);
+  clearInterval(ticker);
+  for (const ch of chans) ch.close();
+  const sorted = Float64Array.from(lat).sort();
+  const r: Result = {
+    target: sys.name,
+    op,
+    c,
+    channels: nChannels,
+    ops: sorted.length,
+    errors,
+    opsPerSec: sorted.length / elapsed,
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    p999: percentile(sorted, 0.999),
+    max: sorted.length ? sorted[sorted.length - 1]! : NaN,
+  };
+  if (firstError) r.firstError = firstError;
+  progress(`\r  ${sys.name} ${op} C=${c}: ${r.opsPerSec.toFixed(0)} ops/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${errors ? `, ${errors} errors (${firstError})` : ''}        \n`);
+  return r;
+}
+
+// ------------------------------------------------------------------ report
+
+function fmt(n: number, d = 2): string {
+  return Number.isFinite(n) ? n.toFixed(d) : '-';
+}
+
+function table(results: Result[]): string {
+  const rows: string[][] = [['target', 'op', 'C', 'chans', 'ops/s', 'p50 ms', 'p99 ms', 'p999 ms', 'errors']];
+  for (const r of results) rows.push([r.target, r.op, String(r.c), String(r.channels), fmt(r.opsPerSec, 0), fmt(r.p50), fmt(r.p99), fmt(r.p999), String(r.errors)]);
+  const ratios: string[][] = [['op', 'C', 'ops/s ours/etcd', 'p50 ours/etcd', 'p99 ours/etcd', 'p999 ours/etcd']];
+  for (const ours of results.filter((r) => r.target === 'raftkv')) {
+    const theirs = results.find((r) => r.target === 'etcd' && r.op === ours.op && r.c === ours.c);
+    if (!theirs) continue;
+    ratios.push([ours.op, String(ours.c), fmt(ours.opsPerSec / theirs.opsPerSec), fmt(ours.p50 / theirs.p50), fmt(ours.p99 / theirs.p99), fmt(ours.p999 / theirs.p999)]);
+  }
+  const render = (t: string[][]): string => {
+    const w = t[0]!.map((_, i) => Math.max(...t.map((r) => r[i]!.length)));
+    return t.map((r) => r.map((x, i) => (i < 2 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ')).join('\n');
+  };
+  return render(rows) + (ratios.length > 1 ? `\n\nratios (raftkv / etcd; ops/s > 1 and latency < 1 favour raftkv)\n${render(ratios)}` : '');
+}
+
+/** A self-contained SVG: per op, throughput and p50/p99 latency against C (log scale), one line per target. */
+function chart(results: Result[], title: string): string {
+  const ops = [...new Set(results.map((r) => r.op))];
+  const cs = [...new Set(results.map((r) => r.c))].sort((a, b) => a - b);
+  const targets = [...new Set(results.map((r) => r.target))];
+  const colors: Record<string, string> = { raftkv: '#d62728', etcd: '#1f77b4' };
+  const pw = 420, ph = 260, ml = 60, mt = 40, gap = 70;
+  const width = ml + 2 * (pw + gap), height = mt + ops.length * (ph + gap) + 20;
+  const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`, `<rect width="100%" height="100%" fill="white"/>`, `<text x="${ml}" y="20" font-size="14" font-weight="bold">${title}</text>`];
+  const xOf = (c: number, x0: number): number => (cs.length === 1 ? x0 + pw / 2 : x0 + (Math.log(c / cs[0]!) / Math.log(cs[cs.length - 1]! / cs[0]!)) * pw);
+  ops.forEach((op, row) => {
+    const y0 = mt + row * (ph + gap);
+    const panels: Array<{ label: string; series: Array<{ name: string; dash: string; get: (r: Result) => number }>; log: boolean }> = [
+      { label: `${op}: throughput (ops/s)`, series: [{ name: 'ops/s', dash: '', get: (r) => r.opsPerSec }], log: false },
+      { label: `${op}: latency (ms, log): p50 solid, p99 dashed`, series: [{ name: 'p50', dash: '', get: (r) => r.p50 }, { name: 'p99', dash: '5,4', get: (r) => r.p99 }], log: true },
+    ];
+    panels.forEach((p, col) => {
+      const x0 = ml + col * (pw + gap);
+      const vals = results.filter((r) => r.op === op).flatMap((r) => p.series.map((s) => s.get(r))).filter((v) => Number.isFinite(v) && v > 0);
+      const lo = p.log ? Math.min(...vals) / 1.5 : 0;
+      const hi = Math.max(...vals) * 1.1;
+      const yOf = (v: number): number => (p.log ? y0 + ph - (Math.log(v / lo) / Math.log(hi / lo)) * ph : y0 + ph - (v / hi) * ph);
+      out.push(`<text x="${x0}" y="${y0 - 8}" font-weight="bold">${p.label}</text>`);
+      out.push(`<rect x="${x0}" y="${y0}" width="${pw}" height="${ph}" fill="none" stroke="#999"/>`);
+      for (const c of cs) out.push(`<text x="${xOf(c, x0)}" y="${y0 + ph + 14}" text-anchor="middle">C=${c}</text>`);
+      for (let i = 0; i <= 4; i++) {
+        const v = p.log ? lo * Math.pow(hi / lo, i / 4) : (hi * i) / 4;
+        const y = yOf(v);
+        out.push(`<line x1="${x0}" x2="${x0 + pw}" y1="${y}" y2="${y}" stroke="#eee"/><text x="${x0 - 4}" y="${y + 4}" text-anchor="end">${v >= 100 ? v.toFixed(0) : v.toPrecision(2)}</text>`);
+      }
+      for (const t of targets) {
+        for (const s of p.series) {
+          const pts = cs.map((c) => results.find((r) => r.target === t && r.op === op && r.c === c)).filter((r): r is Result => !!r && Number.isFinite(s.get(r)) && s.get(r) > 0);
+          if (pts.length === 0) continue;
+          out.push(`<polyline fill="none" stroke="${colors[t] ?? '#000'}" stroke-width="2" stroke-dasharray="${s.dash}" points="${pts.map((r) => `${xOf(r.c, x0).toFixed(1)},${yOf(s.get(r)).toFixed(1)}`).join(' ')}"/>`);
+          for (const r of pts) out.push(`<circle cx="${xOf(r.c, x0).toFixed(1)}" cy="${yOf(s.get(r)).toFixed(1)}" r="3" fill="${colors[t] ?? '#000'}"><title>${t} ${op} C=${r.c} ${s.name}: ${fmt(s.get(r))}</title></circle>`);
+        }
+      }
+      targets.forEach((t, i) => out.push(`<rect x="${x0 + 8}" y="${y0 + 8 + i * 14}" width="10" height="10" fill="${colors[t] ?? '#000'}"/><text x="${x0 + 22}" y="${y0 + 17 + i * 14}">${t}</text>`));
+    });
+  });
+  out.push('</svg>');
+  return out.join('\n');
+}
+
+// ------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const runDir = join(o.out, 'run');
+  rmSync(runDir, { recursive: true, force: true });
+  mkdirSync(runDir, { recursive: true });
+  const onSignal = (sig: string): void => {
+    progress(`\nkv-bench: ${sig}, stopping the processes it started\n`);
+    void stopAll().then(() => process.exit(130));
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+
+  if (o.targets.includes('etcd') && !o.etcdEndpoints && !etcdInstalled()) {
+    throw new Error('no `etcd` binary on PATH. Install it with:\n    apt-get update && apt-get install -y etcd-server etcd-client\n  or run with --target raftkv (or pass --etcd-endpoints of a running cluster)');
+  }
+  const systems: System[] = [];
+  progress(`kv-bench: starting clusters (data and logs under ${runDir})\n`);
+  if (o.targets.includes('raftkv')) systems.push(raftkvSystem(o.raftkvEndpoints ?? startRaftkv(o, runDir)));
+  if (o.targets.includes('etcd')) systems.push(etcdSystem(o.etcdEndpoints ?? startEtcd(runDir)));
+  const leaders = new Map<System, string>();
+  for (const s of systems) {
+    leaders.set(s, await s.leader());
+    progress(`  ${s.name} leader: ${leaders.get(s)}\n`);
+  }
+  const value = Buffer.alloc(o.valueBytes, 0x61);
+  const keys = Array.from({ length: o.keys }, (_, i) => keyOf(i));
+  const results: Result[] = [];
+  for (const op of o.ops) {
+    if (op === 'get') {
+      for (const s of systems) {
+        progress(`  ${s.name}: loading ${o.keys} keys for gets\n`);
+        await preload(s, leaders.get(s)!, o, value);
+      }
+    }
+    for (const c of o.concurrency) {
+      for (const s of systems) {
+        leaders.set(s, await s.leader()); // in case leadership moved
+        results.push(await runOne(s, leaders.get(s)!, op, c, o, value, keys));
+      }
+    }
+  }
+  const meta = `value ${o.valueBytes} B, ${o.keys} keys, ${o.durationS} s (+${o.warmupS} s warmup), ${o.workersPerChannel} workers per channel`;
+  console.log(`\n${meta}\n${table(results)}`);
+  mkdirSync(o.out, { recursive: true });
+  const base = join(o.out, `kv-bench-${o.ops.join('-')}-${stamp}`);
+  writeFileSync(`${base}.json`, JSON.stringify({ options: o, results }, null, 2));
+  writeFileSync(`${base}.svg`, chart(results, `raftkv vs etcd, 3 nodes on loopback (${meta})`));
+  console.log(`\nwrote ${base}.json and ${base}.svg`);
+}
+
+main()
+  .catch((e: Error) => {
+    process.exitCode = 1;
+    console.error(`kv-bench: ${e.message}`);
+  })
+  .finally(() => stopAll().then(() => process.exit()));
