@@ -259,11 +259,12 @@ const ETCD_PEER_PORT = 12380;
 function startRaftkv(o: Options, runDir: string): string[] {
   const nodes = [1, 2, 3].map((id) => ({ id, client: `127.0.0.1:${RAFTKV_CLIENT_PORT + id - 1}`, peer: `127.0.0.1:${RAFTKV_PEER_PORT + id - 1}`, data: join(runDir, 'raftkv', `n${id}`) }));
   const peers = nodes.map((n) => `${n.id}=${n.peer}/${n.client}`).join(',');
-  const profDir = join(o.out, 'prof');
-  if (o.cpuProf) mkdirSync(profDir, { recursive: true });
   for (const n of nodes) {
     mkdirSync(n.data, { recursive: true });
-    const nodeFlags = o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `kvd-n${n.id}-${Date.now()}.cpuprofile`] : [];
+    // One directory per node: tsx's loader thread writes its own (nearly idle) profile next to the main thread's.
+    const profDir = join(o.out, 'prof', `n${n.id}`);
+    if (o.cpuProf) mkdirSync(profDir, { recursive: true });
+    const nodeFlags = o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
     const args = [...nodeFlags, KVD, '--id', String(n.id), '--data-dir', n.data, '--client-addr', n.client, '--peer-addr', n.peer, '--peers', peers, '--tick-ms', String(o.tickMs), '--log-level', 'warn'];
     const c = startProcess(process.execPath, args, join(runDir, `raftkv-n${n.id}.log`));
     progress(`  raftkv node ${n.id}: pid ${c.pid}, client ${n.client}\n`);
