@@ -82,6 +82,22 @@ describe('kvctl against a live cluster', { timeout: 180_000 }, () => {
     expect(JSON.parse(ok(missingJson).stdout)).toMatchObject({ key: 'nope', found: false });
   });
 
+  it('get --consistency lease|session|stale reports the mode used', async () => {
+    const put = ok(await kvctl(['--json', 'put', 'mode-k', 'v']));
+    const rev = (JSON.parse(put.stdout) as { revision: number }).revision;
+    const runs = await Promise.all([
+      kvctl(['--json', 'get', 'mode-k', '--consistency', 'lease']),
+      kvctl(['--json', 'get', 'mode-k', '--consistency', 'session', '--min-revision', String(rev)]),
+      kvctl(['--json', 'get', 'mode-k', '--consistency', 'stale', '--max-staleness-ms', '5000']),
+    ]);
+    const used = runs.map((r) => (JSON.parse(ok(r).stdout) as { value: string; header: { consistencyUsed: number } }));
+    for (const u of used) expect(u.value).toBe('v');
+    // LEASE may fall back to LINEARIZABLE (1) if the lease lapsed; SESSION = 3, STALE = 4.
+    expect([1, 2]).toContain(used[0]!.header.consistencyUsed);
+    expect(used[1]!.header.consistencyUsed).toBe(3);
+    expect(used[2]!.header.consistencyUsed).toBe(4);
+  });
+
   it('put --prev-kv, range --prefix/--limit/--keys-only/--count-only, del --prefix', async () => {
     for (const [k, v] of [['p/a', '1'], ['p/b', '2'], ['p/c', '3'], ['q', '4']]) ok(await kvctl(['put', k!, v!]));
     const prev = JSON.parse(ok(await kvctl(['--json', 'put', 'p/a', '1b', '--prev-kv'])).stdout) as { prevKv: { value: string } };
@@ -218,6 +234,8 @@ describe('kvctl errors and exit codes', { timeout: 180_000 }, () => {
       kvctl(['member']),
       kvctl(['member', 'promote', 'x']),
       kvctl(['get', 'k', '--bogus-flag']),
+      kvctl(['get', 'k', '--consistency', 'eventual']),
+      kvctl(['get', 'k', '--consistency', 'session', '--min-revision', 'soon']),
       kvctl(['txn'], { stdin: 'not json' }),
       kvctl(['txn'], { stdin: '{"compare":[{"key":"k"}]}' }),
       kvctl(['txn'], { stdin: '{"sucess":[]}' }),

@@ -27,6 +27,7 @@ import {
   type StatusResult,
   type TxnOpResult,
   type TxnSpec,
+  type ReadCallOptions,
 } from '../client/index.js';
 
 export const DEFAULT_ENDPOINTS = '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003';
@@ -108,6 +109,26 @@ function parseCount(s: string, what: string): number {
 }
 
 /** --range-end: the two characters \0 stand for a single NUL byte ("every key >= KEY"), which argv cannot carry. */
+/** kvctl's read flags, validated (usage errors exit 2). */
+function readArgs(o: { consistency?: string; minRevision?: string; maxStalenessMs?: string }): ReadCallOptions {
+  const modes = ['linearizable', 'lease', 'session', 'stale'] as const;
+  const consistency = o.consistency?.toLowerCase();
+  if (consistency !== undefined && !modes.includes(consistency as (typeof modes)[number])) {
+    throw new UsageError(`--consistency must be one of ${modes.join(', ')}, got "${o.consistency}"`);
+  }
+  const num = (flag: string, v: string | undefined): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`${flag} must be a non-negative integer, got "${v}"`);
+    return n;
+  };
+  return {
+    ...(consistency ? { consistency: consistency as (typeof modes)[number] } : {}),
+    ...(o.minRevision !== undefined ? { minRevision: num('--min-revision', o.minRevision) } : {}),
+    ...(o.maxStalenessMs !== undefined ? { maxStalenessMs: num('--max-staleness-ms', o.maxStalenessMs) } : {}),
+  };
+}
+
 function rangeEndArg(s: string | undefined): string | Uint8Array | undefined {
   return s === '\\0' ? Uint8Array.of(0) : s;
 }
@@ -202,8 +223,11 @@ export async function runKvctl(argv: string[], io: KvctlIo = processIo()): Promi
     .command('get')
     .description('print the value of KEY (nothing if absent)')
     .argument('<key>')
-    .action(async (key: string) => {
-      const r = await getClient().get(key);
+    .option('--consistency <mode>', 'linearizable (default) | lease | session | stale')
+    .option('--min-revision <rev>', 'session reads: wait until this revision is applied (a session token\'s revision)')
+    .option('--max-staleness-ms <ms>', 'stale reads: refuse if the node may be staler than this')
+    .action(async (key: string, o: { consistency?: string; minRevision?: string; maxStalenessMs?: string }) => {
+      const r = await getClient().get(key, readArgs(o));
       if (json()) {
         io.out(JSON.stringify({ key, found: r.kv !== undefined, ...(r.kv ? kvJson(r.kv) : {}), header: r.header }));
       } else if (r.value !== undefined) {

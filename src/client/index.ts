@@ -39,3 +39,4 @@ export {
   type TxnResult,
   type TxnSpec,
 } from './kv-client.js';
+export { Session, encodeSessionToken, decodeSessionToken } from './session.js';

@@ -35,6 +35,7 @@ import {
   type ResponseOp,
 } from './proto.js';
 import { LEADER_ADDR_METADATA_KEY, LEADER_ID_METADATA_KEY, NOT_APPLIED_METADATA_KEY } from './proto.js';
+import { Session } from './session.js';
 
 export { CompareResult, CompareTarget, Consistency, PartitionDirection };
 export type { FaultConfig, KeyValue, Member, ReadHeader };
@@ -69,12 +70,19 @@ export interface CallOptions {
 export type ConsistencyName = 'linearizable' | 'lease' | 'session' | 'stale';
 
 export interface ReadCallOptions extends CallOptions {
-  /** Default: the server's (LINEARIZABLE). The server only implements LINEARIZABLE so far. */
+  /**
+   * Default LINEARIZABLE (ReadIndex). LEASE: served by the leader from its lease, falling back
+   * to ReadIndex. SESSION: served by any node once it has applied `minRevision`. STALE: any
+   * node's applied state at once. Routing: LINEARIZABLE and LEASE go to the leader; SESSION and
+   * STALE go to the first endpoint (list your nearest node first), then the others on retry.
+   */
   consistency?: Consistency | ConsistencyName;
   /** SESSION reads: wait until this revision is applied. */
   minRevision?: number;
-  /** STALE reads: refuse if the node has not heard from a leader within this bound. */
+  /** STALE reads: refuse (FAILED_PRECONDITION) if the node may be staler than this. */
   maxStalenessMs?: number;
+  /** Send the read to this endpoint instead of routing by mode. */
+  endpoint?: string;
 }
 
 export interface LeaderHint {
@@ -235,8 +243,8 @@ export interface MemberAddResult {
 
 type ServiceName = 'KV' | 'Cluster' | 'Admin';
 type OpKind = 'read' | 'write';
-/** Where an operation goes: the leader (discovered), or one given endpoint. */
-type Target = { to: 'leader' } | { to: 'endpoint'; addr: string };
+/** Where an operation goes: the leader (discovered), one given endpoint, or any endpoint (first, then the others on retry). */
+type Target = { to: 'leader' } | { to: 'endpoint'; addr: string } | { to: 'any' };
 
 const DEFAULT_TIMEOUT_MS = 5_000;
 const DEFAULT_MAX_RETRIES = 8;
@@ -504,6 +512,14 @@ export class KvClient {
     return this.leaderAddr;
   }
 
+  /**
+   * A session for read-your-writes and monotonic reads on any node (SESSION consistency);
+   * `fromToken` continues another session's causality (see Session.token()).
+   */
+  session(fromToken?: string): Session {
+    return new Session(this, fromToken);
+  }
+
   // ---------------------------------------------------------------- KV
 
   async put(key: Bytes, value: Bytes, opts: PutOptions = {}): Promise<PutResult> {
@@ -514,7 +530,7 @@ export class KvClient {
 
   async get(key: Bytes, opts: ReadCallOptions = {}): Promise<GetResult> {
     const req = { key: toBytes(key), read: readOptions(opts) };
-    const r = await this.call<{ header?: ReadHeader | null; kv?: KeyValue | null }>('KV', 'Get', req, 'read', { to: 'leader' }, opts.timeoutMs);
+    const r = await this.call<{ header?: ReadHeader | null; kv?: KeyValue | null }>('KV', 'Get', req, 'read', this.readTarget(opts), opts.timeoutMs);
     const kv = kvOf(r.kv);
     return { value: kv?.value, kv, header: readHeaderOf(r.header) };
   }
@@ -529,7 +545,7 @@ export class KvClient {
 
   async range(spec: RangeSpec, opts: ReadCallOptions = {}): Promise<RangeResult> {
     const req = { ...rangeRequestOf(spec), read: readOptions(opts) };
-    const r = await this.call<RawRangeResponse>('KV', 'Range', req, 'read', { to: 'leader' }, opts.timeoutMs);
+    const r = await this.call<RawRangeResponse>('KV', 'Range', req, 'read', this.readTarget(opts), opts.timeoutMs);
     return { kvs: (r.kvs ?? []).map((k) => kvOf(k)!), more: r.more, count: Number(r.count), header: readHeaderOf(r.header) };
   }
 
@@ -668,7 +684,7 @@ export class KvClient {
     const deadline = Date.now() + (timeoutMs ?? this.defaultTimeoutMs);
     let retries = 0;
     let previous: KvClientError | undefined;
-    let next: string | undefined = target.to === 'endpoint' ? target.addr : undefined;
+    let next: string | undefined = this.firstAddress(target);
     for (;;) {
       let addr: string | undefined;
       try {
@@ -687,7 +703,7 @@ export class KvClient {
         if (!retryable(err, kind) || retries >= this.maxRetries || Date.now() >= deadline) throw final;
         retries++;
         // Where the next attempt goes.
-        next = target.to === 'endpoint' ? target.addr : undefined;
+        next = target.to === 'any' ? this.endpoints[retries % this.endpoints.length] : this.firstAddress(target);
         if (target.to === 'leader') {
           const hinted = err.leaderHint?.addr;
           if (addr !== undefined && this.leaderAddr === addr) this.leaderAddr = undefined;
@@ -703,6 +719,19 @@ export class KvClient {
         await sleep(wait);
       }
     }
+  }
+
+  private firstAddress(target: Target): string | undefined {
+    if (target.to === 'endpoint') return target.addr;
+    if (target.to === 'any') return this.endpoints[0];
+    return undefined;
+  }
+
+  /** Where a read goes, by its consistency mode (see ReadCallOptions). */
+  private readTarget(opts: ReadCallOptions): Target {
+    if (opts.endpoint) return { to: 'endpoint', addr: opts.endpoint };
+    const c = typeof opts.consistency === 'string' ? CONSISTENCY_BY_NAME[opts.consistency] : opts.consistency;
+    return c === Consistency.Session || c === Consistency.Stale ? { to: 'any' } : { to: 'leader' };
   }
 
   /** The leader's client address: cached, or discovered by asking every known endpoint. */

@@ -91,6 +91,8 @@ export interface PutResponse {
 export interface GetRequest {
   key: Uint8Array;
   read?: ReadOptions | null;
+  /** Read at a past revision (0/absent = current). */
+  revision?: number;
 }
 export interface GetResponse {
   header?: ReadHeader | null;
@@ -158,11 +160,35 @@ export interface TxnResponse {
   responses: ResponseOp[];
 }
 
-/** One replicated state-machine command: exactly one of the three is set. */
+export interface CompactRequest {
+  revision: number;
+}
+export interface CompactResponse {
+  header?: WriteHeader | null;
+  compactRevision?: number;
+}
+
+export interface CounterRequest {
+  key: Uint8Array;
+  delta: number;
+  /** Optional bounds (null/undefined = none). */
+  min?: number | null;
+  max?: number | null;
+  idempotencyKey?: IdempotencyKey | null;
+}
+export interface CounterResponse {
+  header?: WriteHeader | null;
+  value: number;
+  applied: boolean;
+}
+
+/** One replicated state-machine command: exactly one operation is set. */
 export interface Command {
   put?: PutRequest | null;
   delete?: DeleteRequest | null;
   txn?: TxnRequest | null;
+  compact?: CompactRequest | null;
+  counter?: CounterRequest | null;
 }
 
 export interface Member {

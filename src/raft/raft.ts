@@ -345,7 +345,7 @@ export class Raft {
   }
 
   /** The quorum-th newest acknowledged heartbeat send tick among voters (self counts as now). */
-  private leaseStartTick(): number {
+  leaseStartTick(): number {
     const acked: number[] = [];
     for (const id of this.voters) {
       acked.push(id === this.id ? this.tickCount : (this.prs.get(id)?.ackedHeartbeatSentTick ?? -1));

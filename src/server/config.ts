@@ -47,6 +47,8 @@ export interface NodeConfig {
   maxInflightMsgs: number;
   /** How long a request may wait for commit or a read index when the caller set no deadline. */
   defaultRequestTimeoutMs: number;
+  /** SESSION reads wait this long for the local node to apply min_revision, then go through the leader. */
+  sessionWaitMs: number;
   limits: Limits;
   logLevel: string;
 }
@@ -72,6 +74,7 @@ export function defaultNodeConfig(partial: Pick<NodeConfig, 'id' | 'dataDir' | '
     maxMsgBytes: 1024 * 1024,
     maxInflightMsgs: 256,
     defaultRequestTimeoutMs: 5_000,
+    sessionWaitMs: 1_000,
     limits: { ...DEFAULT_LIMITS },
     logLevel: 'warn',
     ...partial,

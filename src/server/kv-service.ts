@@ -99,21 +99,68 @@ export class KvService {
   /** Waits until this node may serve a read in the requested mode; returns the read header. */
   private async readBarrier(read: ReadOptions | null | undefined, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<ReadHeader> {
     const mode = read?.consistency ?? Consistency.Unspecified;
-    if (mode !== Consistency.Unspecified && mode !== Consistency.Linearizable) {
-      throw new KvError(grpc.status.UNIMPLEMENTED, `consistency ${Consistency[mode]} is not built yet; use LINEARIZABLE`);
+    const timeoutMs = timeoutMsOf(call, this.host.cfg.defaultRequestTimeoutMs);
+    switch (mode) {
+      case Consistency.Unspecified:
+      case Consistency.Linearizable:
+        return this.linearizable(timeoutMs);
+      case Consistency.Lease:
+        return this.leaseRead(timeoutMs);
+      case Consistency.Session:
+        return this.sessionRead(Number(read?.minRevision ?? 0), timeoutMs);
+      case Consistency.Stale:
+        return this.staleRead(Number(read?.maxStalenessMs ?? 0));
+      default:
+        throw invalidArgument(`unknown consistency ${mode}`);
     }
-    await this.host.readBarrier(timeoutMsOf(call, this.host.cfg.defaultRequestTimeoutMs));
+  }
+
+  private async linearizable(timeoutMs: number): Promise<ReadHeader> {
+    await this.host.readBarrier(timeoutMs);
     return this.readHeader(Consistency.Linearizable);
+  }
+
+  /** Served locally by a leader whose lease holds (ticks and monotonic clock); else ReadIndex. */
+  private async leaseRead(timeoutMs: number): Promise<ReadHeader> {
+    const readIndex = this.host.leaseReadIndex();
+    if (readIndex === undefined) return this.linearizable(timeoutMs);
+    const applied = await this.host.waitUntil(() => this.host.sm.appliedIndex() >= readIndex, timeoutMs);
+    if (!applied) throw new KvError(grpc.status.DEADLINE_EXCEEDED, `lease read: index ${readIndex} not applied before the deadline`);
+    return this.readHeader(Consistency.Lease);
+  }
+
+  /**
+   * Read-your-writes and monotonic reads: served once this node has applied min_revision; after
+   * sessionWaitMs it goes through the leader (ReadIndex), which has every acknowledged revision.
+   */
+  private async sessionRead(minRevision: number, timeoutMs: number): Promise<ReadHeader> {
+    if (!Number.isSafeInteger(minRevision) || minRevision < 0) throw invalidArgument(`min_revision ${minRevision} is not a valid revision`);
+    const waitMs = Math.min(this.host.cfg.sessionWaitMs, timeoutMs);
+    if (await this.host.waitUntil(() => this.host.sm.revision() >= minRevision, waitMs)) return this.readHeader(Consistency.Session);
+    const header = await this.linearizable(Math.max(1, timeoutMs - waitMs));
+    if (this.host.sm.revision() < minRevision) {
+      throw failedPrecondition(`min_revision ${minRevision} is ahead of the cluster's revision ${this.host.sm.revision()}`);
+    }
+    return header;
+  }
+
+  /** Local applied state at once; with a bound, refused when this node may be staler than it. */
+  private async staleRead(maxStalenessMs: number): Promise<ReadHeader> {
+    if (!Number.isFinite(maxStalenessMs) || maxStalenessMs < 0) throw invalidArgument(`max_staleness_ms ${maxStalenessMs} is invalid`);
+    const staleness = Math.round(this.host.stalenessMs());
+    if (maxStalenessMs > 0 && staleness > maxStalenessMs) {
+      throw failedPrecondition(`node ${this.host.cfg.id} has not heard from a leader for ${staleness} ms, over max_staleness_ms=${maxStalenessMs}`);
+    }
+    return this.readHeader(Consistency.Stale);
   }
 
   private readHeader(used: Consistency): ReadHeader {
     const r = this.host.rawNode.raft;
-    const isLeader = r.state === StateRole.Leader;
     return {
       revision: this.host.sm.revision(),
       servedBy: this.host.cfg.id,
       consistencyUsed: used,
-      stalenessMs: isLeader ? 0 : Math.round(performance.now() - this.host.lastLeaderContactMs),
+      stalenessMs: Math.round(this.host.stalenessMs()),
       leaderId: r.lead,
       raftTerm: r.term,
     };

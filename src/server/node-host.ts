@@ -69,6 +69,14 @@ export class NodeHost {
   private members = new Map<NodeId, MemberContext>();
   /** Monotonic ms when we last heard from a leader (or were one). */
   lastLeaderContactMs = performance.now();
+  /**
+   * Monotonic ms at which each recent tick was stepped, by tickCount modulo the ring size. The
+   * lease is counted in ticks; a paused or starved process does not tick, so the lease is also
+   * checked against this clock: the step time of the lease's start tick is never later than
+   * the heartbeat's send, which keeps the check conservative.
+   */
+  private readonly tickTimesMs: Float64Array;
+  private appliedWaiters: Array<{ done: () => boolean; resolve: () => void; reject: (e: KvError) => void; timer: NodeJS.Timeout }> = [];
   /** Resolved when the loop dies on an unrecoverable error (disk failure, invariant). */
   fatal: Error | undefined;
   private readonly enc = new TextEncoder();
@@ -83,6 +91,7 @@ export class NodeHost {
     members: Map<NodeId, MemberContext>,
   ) {
     this.members = members;
+    this.tickTimesMs = new Float64Array(cfg.electionTimeoutTicks * 4).fill(-Infinity);
     const appliedIndex = Math.min(sm.appliedIndex(), storage.hardState().commit);
     this.rawNode = new RawNode({
       id: cfg.id,
@@ -132,6 +141,11 @@ export class NodeHost {
     for (const w of this.reads.values()) this.failWaiter(w, notSent);
     for (const p of this.proposalQueue) this.failWaiter(p.waiter, notSent);
     for (const r of this.readQueue) this.failWaiter(r.waiter, notSent);
+    for (const w of this.appliedWaiters) {
+      clearTimeout(w.timer);
+      w.reject(notSent);
+    }
+    this.appliedWaiters = [];
     this.proposals.clear();
     this.reads.clear();
     this.proposalQueue = [];
@@ -197,6 +211,9 @@ export class NodeHost {
   /** Resolves with the applied index at which a linearizable read may be served. */
   readBarrier(timeoutMs: number): Promise<number> {
     this.checkAlive();
+    if (this.rawNode.raft.lead === NONE) {
+      return Promise.reject(unavailable('no leader known: cannot confirm a read index now (election in progress or node partitioned)'));
+    }
     if (this.reads.size + this.readQueue.length >= this.cfg.limits.maxPendingReads) {
       return Promise.reject(resourceExhausted(`too many pending reads (maxPendingReads=${this.cfg.limits.maxPendingReads})`));
     }
@@ -215,6 +232,57 @@ export class NodeHost {
       this.readQueue.push({ ctx, waiter });
       this.scheduleTurn();
     });
+  }
+
+  /**
+   * Resolves true once `done()` holds (checked after every apply), false after timeoutMs.
+   * Used by lease reads (applied >= commit) and session reads (revision >= min_revision).
+   */
+  waitUntil(done: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (done()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const w = {
+        done,
+        resolve: () => resolve(true),
+        reject: () => resolve(false),
+        timer: setTimeout(() => {
+          this.appliedWaiters = this.appliedWaiters.filter((x) => x !== w);
+          resolve(false);
+        }, timeoutMs),
+      };
+      this.appliedWaiters.push(w);
+    });
+  }
+
+  /**
+   * The commit index a lease read may be served at, or undefined when this node holds no valid
+   * lease: the core's tick-based lease AND the monotonic clock must both agree.
+   */
+  leaseReadIndex(): number | undefined {
+    const r = this.rawNode.raft;
+    if (r.state !== StateRole.Leader || r.leaseRemainingTicks() <= 0) return undefined;
+    return this.leaseHeldByClock() ? r.log.committed : undefined;
+  }
+
+  private leaseHeldByClock(): boolean {
+    const r = this.rawNode.raft;
+    const startTick = r.leaseStartTick();
+    if (startTick < 0 || r.tickCount - startTick >= this.tickTimesMs.length) return false;
+    const startMs = this.tickTimesMs[startTick % this.tickTimesMs.length]!;
+    const leaseMs = (this.cfg.electionTimeoutTicks - this.cfg.leaseMarginTicks) * this.cfg.tickIntervalMs;
+    return performance.now() - startMs < leaseMs;
+  }
+
+  /**
+   * How stale this node's view may be, in ms: a follower's time since it last heard from a
+   * leader; a leader's time since the newest heartbeat a quorum acknowledged was sent.
+   */
+  stalenessMs(): number {
+    const r = this.rawNode.raft;
+    if (r.state !== StateRole.Leader) return Math.max(0, performance.now() - this.lastLeaderContactMs);
+    const startTick = r.leaseStartTick();
+    if (startTick < 0 || r.tickCount - startTick >= this.tickTimesMs.length) return Math.max(0, performance.now() - this.lastLeaderContactMs);
+    return Math.max(0, performance.now() - this.tickTimesMs[startTick % this.tickTimesMs.length]!);
   }
 
   private checkAlive(): void {
@@ -257,7 +325,10 @@ export class NodeHost {
 
   private stepInputs(): void {
     const n = this.rawNode;
-    for (; this.pendingTicks > 0; this.pendingTicks--) n.tick();
+    for (; this.pendingTicks > 0; this.pendingTicks--) {
+      n.tick();
+      this.tickTimesMs[n.raft.tickCount % this.tickTimesMs.length] = performance.now();
+    }
     const inbox = this.inbox;
     this.inbox = [];
     for (const m of inbox) {
@@ -294,7 +365,13 @@ export class NodeHost {
   }
 
   private async handleReady(rd: Ready): Promise<void> {
+    if (process.env.KV_READY_STATS) statsTmp(rd); // STATS-TMP
     if (rd.softState) this.onSoftState(rd.softState.role, rd.softState.leader);
+    // 0. A leader's appends and heartbeats go out before its own fsync (Raft thesis 10.2.1):
+    //    the core counts the leader's own match only after advance() (onPersisted), so nothing
+    //    commits on an entry that lives only in the leader's memory. Only when term and vote are
+    //    already durable; everything else (acks, votes, snapshots) waits for the save.
+    const messages = this.sendEarlyLeaderMessages(rd);
     // 1. Persist (a received snapshot replaces the state machine in the same batch).
     let restore: Awaited<ReturnType<KvStateMachine['prepareRestore']>> | undefined;
     if (rd.snapshot) restore = await this.sm.prepareRestore(rd.snapshot.data);
@@ -302,8 +379,8 @@ export class NodeHost {
     restore?.commit();
     // 2. Send (snapshots carry the state machine's current state: a "merged" snapshot whose
     //    data may be newer than its metadata; the receiver skips entries it already holds).
-    await this.fillSnapshots(rd.messages);
-    if (rd.messages.length > 0) this.transport.send(rd.messages);
+    await this.fillSnapshots(messages);
+    if (messages.length > 0) this.transport.send(messages);
     // 3. Apply.
     if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
     // 4. Read states.
@@ -314,6 +391,18 @@ export class NodeHost {
     this.rawNode.advance(rd);
     this.serveReads();
     await this.maybeSnapshot();
+  }
+
+  /** Sends a leader's App/Heartbeat messages now (see handleReady); returns the rest. */
+  private sendEarlyLeaderMessages(rd: Ready): Message[] {
+    if (rd.messages.length === 0 || this.rawNode.raft.state !== StateRole.Leader || rd.snapshot) return rd.messages;
+    const durable = this.storage.hardState();
+    if (rd.hardState && (rd.hardState.term !== durable.term || rd.hardState.vote !== durable.vote)) return rd.messages;
+    const early: Message[] = [];
+    const rest: Message[] = [];
+    for (const m of rd.messages) (m.type === MessageType.App || m.type === MessageType.Heartbeat ? early : rest).push(m);
+    if (early.length > 0) this.transport.send(early);
+    return rest;
   }
 
   private onSoftState(role: StateRole, leader: NodeId): void {
@@ -376,6 +465,14 @@ export class NodeHost {
   }
 
   private serveReads(): void {
+    if (this.appliedWaiters.length > 0) {
+      this.appliedWaiters = this.appliedWaiters.filter((w) => {
+        if (!w.done()) return true;
+        clearTimeout(w.timer);
+        w.resolve();
+        return false;
+      });
+    }
     const applied = this.sm.appliedIndex();
     for (const [ctx, w] of this.reads) {
       if (w.readIndex === undefined || w.readIndex > applied) continue;
@@ -438,4 +535,14 @@ async function loadMembers(db: NodeDb, initial: PeerSpec[]): Promise<Map<NodeId,
     for (const [id, m] of JSON.parse(new TextDecoder().decode(raw)) as Array<[NodeId, MemberContext]>) members.set(id, m);
   }
   return members;
+}
+
+// STATS-TMP
+const st = { readies: 0, entries: 0, committed: 0, msgs: 0, withEntries: 0, t: performance.now() };
+function statsTmp(rd: Ready): void {
+  st.readies++; st.entries += rd.entries.length; st.committed += rd.committedEntries.length; st.msgs += rd.messages.length; if (rd.entries.length) st.withEntries++;
+  const now = performance.now();
+  if (now - st.t < 2000) return;
+  process.stderr.write(`STATS readies/s=${(st.readies / ((now - st.t) / 1000)).toFixed(0)} entries/ready-with-entries=${(st.entries / Math.max(1, st.withEntries)).toFixed(1)} committed/ready=${(st.committed / st.readies).toFixed(1)} msgs/ready=${(st.msgs / st.readies).toFixed(1)}\n`);
+  Object.assign(st, { readies: 0, entries: 0, committed: 0, msgs: 0, withEntries: 0, t: now });
 }

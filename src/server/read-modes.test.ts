@@ -1,0 +1,118 @@
+// Per-call read consistency on a real in-process 3-node cluster: what each mode promises,
+// and what it refuses to do.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Consistency, KvClient, KvClientError, StatusCode, text } from '../client/index.js';
+import { startTestCluster, type TestCluster } from '../client/test-cluster.js';
+
+const TICK_MS = 20;
+
+describe('read consistency modes', () => {
+  let cluster: TestCluster;
+  let client: KvClient;
+  let leaderId: number;
+  let followers: number[];
+
+  beforeAll(async () => {
+    cluster = await startTestCluster({ size: 3, tickIntervalMs: TICK_MS, overrides: { sessionWaitMs: 200 } });
+    leaderId = await cluster.waitForLeader();
+    followers = cluster.specs.map((s) => s.id).filter((id) => id !== leaderId);
+    client = new KvClient({ endpoints: cluster.endpoints, defaultTimeoutMs: 3_000 });
+    // The lease needs an entry of the leader's term committed and a heartbeat quorum.
+    await client.put('warmup', 'x');
+  }, 30_000);
+
+  afterAll(async () => {
+    client?.close();
+    await cluster?.stop();
+  });
+
+  const addr = (id: number): string => cluster.specs.find((s) => s.id === id)!.clientAddr;
+  const host = (id: number) => cluster.nodes.get(id)!.host;
+
+  it('LEASE is served from the leader lease; a follower falls back to ReadIndex', async () => {
+    await client.put('lease-k', 'v1');
+    const onLeader = await client.get('lease-k', { consistency: 'lease' });
+    expect(text(onLeader.value!)).toBe('v1');
+    expect(onLeader.header.consistencyUsed).toBe(Consistency.Lease);
+    expect(onLeader.header.servedBy).toBe(leaderId);
+    const onFollower = await client.get('lease-k', { consistency: 'lease', endpoint: addr(followers[0]!) });
+    expect(onFollower.header.consistencyUsed).toBe(Consistency.Linearizable);
+    expect(onFollower.header.servedBy).toBe(followers[0]);
+  });
+
+  it('a process pause longer than the lease voids it even though the tick-based lease still holds', async () => {
+    await client.put('pause-k', 'v');
+    const h = host(leaderId);
+    expect(h.leaseReadIndex()).toBeDefined();
+    // Block the event loop (every in-process node stops ticking): the core's tick count does
+    // not move, so its lease still looks valid, but the monotonic clock says it is long gone.
+    const leaseMs = (h.cfg.electionTimeoutTicks - h.cfg.leaseMarginTicks) * TICK_MS;
+    const until = performance.now() + leaseMs * 2;
+    while (performance.now() < until);
+    expect(h.rawNode.leaseRemainingTicks()).toBeGreaterThan(0);
+    expect(h.leaseReadIndex()).toBeUndefined();
+  });
+
+  it('SESSION gives read-your-writes on any node, and causality through a token', async () => {
+    const s1 = client.session();
+    const w = await s1.put('sess-k', 'mine');
+    expect(s1.minRevision).toBe(w.revision);
+    for (const f of followers) {
+      const r = await s1.get('sess-k', { endpoint: addr(f) });
+      expect(text(r.value!)).toBe('mine');
+      expect(r.header.servedBy).toBe(f);
+      expect(r.header.revision).toBeGreaterThanOrEqual(w.revision);
+    }
+    const s2 = client.session(s1.token());
+    expect(s2.minRevision).toBe(s1.minRevision);
+    expect(() => client.session('garbage')).toThrow(KvClientError);
+  });
+
+  it('a partitioned follower never serves a SESSION read older than the session, but STALE may', async () => {
+    const f = followers[1]!;
+    await client.put('part-k', 'old');
+    const s = client.session();
+    await s.get('part-k', { endpoint: addr(f) });
+    await client.setFaults(addr(f), { partitionFrom: cluster.specs.map((x) => x.id).filter((id) => id !== f) });
+    try {
+      await s.put('part-k', 'new');
+      const err = await s.get('part-k', { endpoint: addr(f), timeoutMs: 1_500 }).then(
+        () => undefined,
+        (e: unknown) => e as KvClientError,
+      );
+      expect(err, 'a session read must not return the old value').toBeInstanceOf(KvClientError);
+      expect([StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED]).toContain(err!.code);
+
+      const stale = await client.get('part-k', { consistency: 'stale', endpoint: addr(f) });
+      expect(text(stale.value!)).toBe('old');
+      expect(stale.header.consistencyUsed).toBe(Consistency.Stale);
+
+      await new Promise((r) => setTimeout(r, 300));
+      const bounded = await client.get('part-k', { consistency: 'stale', maxStalenessMs: 100, endpoint: addr(f) }).then(
+        () => undefined,
+        (e: unknown) => e as KvClientError,
+      );
+      expect(bounded?.code).toBe(StatusCode.FAILED_PRECONDITION);
+      expect(bounded?.details).toMatch(/has not heard from a leader for \d+ ms, over max_staleness_ms=100/);
+    } finally {
+      await client.clearFaults(addr(f));
+    }
+  }, 20_000);
+
+  it('STALE with a bound is served by a healthy follower, with its staleness in the header', async () => {
+    await new Promise((r) => setTimeout(r, 200));
+    const r = await client.get('warmup', { consistency: 'stale', maxStalenessMs: 1_000, endpoint: addr(followers[0]!) });
+    expect(text(r.value!)).toBe('x');
+    expect(r.header.stalenessMs).toBeLessThanOrEqual(1_000);
+  });
+
+  it('rejects a session token from the future after falling back to the leader', async () => {
+    const err = await client.get('warmup', { consistency: 'session', minRevision: 1_000_000, timeoutMs: 2_000 }).then(
+      () => undefined,
+      (e: unknown) => e as KvClientError,
+    );
+    expect(err?.code).toBe(StatusCode.FAILED_PRECONDITION);
+    expect(err?.details).toMatch(/ahead of the cluster's revision/);
+  });
+});
