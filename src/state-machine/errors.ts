@@ -23,3 +23,25 @@ export class ConcurrentApplyError extends Error {
     this.name = 'ConcurrentApplyError';
   }
 }
+
+/** A read at a revision that compaction has removed (revision < compactRevision). */
+export class CompactedError extends Error {
+  constructor(
+    readonly revision: number,
+    readonly compactRevision: number,
+  ) {
+    super(`revision ${revision} has been compacted; the oldest readable revision is ${compactRevision}`);
+    this.name = 'CompactedError';
+  }
+}
+
+/** A read at a revision the state machine has not reached yet. */
+export class FutureRevisionError extends Error {
+  constructor(
+    readonly revision: number,
+    readonly currentRevision: number,
+  ) {
+    super(`revision ${revision} is in the future; the current revision is ${currentRevision}`);
+    this.name = 'FutureRevisionError';
+  }
+}

@@ -5,6 +5,9 @@
 import type {
   Command,
   Compare,
+  CompactResponse,
+  CounterRequest,
+  CounterResponse,
   DeleteRequest,
   DeleteResponse,
   KeyValue,
@@ -19,7 +22,8 @@ import type {
 } from '../client/proto.js';
 import { CompareResult, CompareTarget } from '../client/proto.js';
 import { compareBytes } from '../storage/codec-bytes.js';
-import { EventKind, encodeEvent, historyKey, type KvRecord } from './keys.js';
+import type { RejectReason } from './dedup.js';
+import { EventKind, type KvRecord } from './keys.js';
 import type { KeyRecord, PendingView } from './pending-view.js';
 
 /** Upper bound on kvs one range returns when the request sets no (or a larger) limit. */
@@ -37,9 +41,17 @@ class WriteContext {
   }
 }
 
-export type CommandResponse = { kind: 'put'; response: PutResponse } | { kind: 'delete'; response: DeleteResponse } | { kind: 'txn'; response: TxnResponse };
+export type CommandResponse =
+  | { kind: 'put'; response: PutResponse }
+  | { kind: 'delete'; response: DeleteResponse }
+  | { kind: 'txn'; response: TxnResponse }
+  | { kind: 'counter'; response: CounterResponse }
+  | { kind: 'compact'; response: CompactResponse };
 
-/** Executes `cmd` at `nextRevision` (used only if it writes). Returns the response and whether it wrote. */
+/**
+ * Executes a put, delete, txn or counter `cmd` at `nextRevision` (used only if it writes).
+ * Returns the response and whether it wrote. (Compaction is run by the state machine itself.)
+ */
 export async function executeCommand(view: PendingView, cmd: Command, nextRevision: number): Promise<{ result: CommandResponse; wrote: boolean }> {
   validateCommand(cmd);
   const w = new WriteContext(view, nextRevision);
@@ -47,6 +59,7 @@ export async function executeCommand(view: PendingView, cmd: Command, nextRevisi
   if (cmd.put) result = { kind: 'put', response: doPut(w, cmd.put) };
   else if (cmd.delete) result = { kind: 'delete', response: await doDelete(w, cmd.delete) };
   else if (cmd.txn) result = { kind: 'txn', response: await doTxn(w, cmd.txn) };
+  else if (cmd.counter) result = { kind: 'counter', response: doCounter(w, cmd.counter) };
   else throw new InvalidCommandError('command has no operation');
   const revision = w.wrote ? nextRevision : nextRevision - 1;
   result.response.header = { revision };
@@ -58,6 +71,20 @@ export class InvalidCommandError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'InvalidCommandError';
+  }
+}
+
+/**
+ * A well-formed command every replica refuses the same way because of the state (e.g. a
+ * counter add on a key that holds no integer); thrown before any effect.
+ */
+export class RejectedCommandError extends Error {
+  constructor(
+    readonly reason: RejectReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RejectedCommandError';
   }
 }
 
@@ -80,10 +107,47 @@ function doPut(w: WriteContext, req: PutRequest): PutResponse {
     version: prev ? prev.version + 1 : 1,
   };
   w.view.put(key, record);
-  w.view.push({ type: 'put', key: historyKey(w.revision, w.sub++), value: encodeEvent(EventKind.Put, key, record) });
+  w.view.recordEvent(w.revision, w.sub++, EventKind.Put, key, record);
   const res: PutResponse = {};
   if (req.prevKv && prev) res.prevKv = toKeyValue(key, prev);
   return res;
+}
+
+/** Counters hold a decimal integer in [-(2^53-1), 2^53-1] (JS safe integers; what the wire carries exactly). */
+const COUNTER_RE = /^-?(0|[1-9][0-9]*)$/;
+const dec = new TextDecoder();
+const enc = new TextEncoder();
+
+/** The counter value a record holds (absent key = 0), or a rejection. */
+export function counterValueOf(key: Uint8Array, r: KvRecord | undefined): number {
+  if (!r) return 0;
+  const s = dec.decode(r.value);
+  const n = Number(s);
+  if (!COUNTER_RE.test(s) || !Number.isSafeInteger(n)) {
+    const shown = s.length > 40 ? `${s.slice(0, 40)}...` : s;
+    throw new RejectedCommandError('not-a-counter', `key "${dec.decode(key)}" holds "${shown}", not a decimal integer counter`);
+  }
+  return n;
+}
+
+/**
+ * Atomic add with optional bounds: the new value must satisfy min <= value <= max, otherwise
+ * nothing is written and `applied` is false (the response carries the current value). A
+ * missing key counts as 0. delta 0 writes nothing (a consistent read of the counter).
+ */
+function doCounter(w: WriteContext, req: CounterRequest): CounterResponse {
+  const key = requireKey(req.key);
+  const prev = w.view.get(key);
+  const current = counterValueOf(key, prev);
+  const delta = Number(req.delta ?? 0);
+  const next = current + delta;
+  if (!Number.isSafeInteger(next)) throw new RejectedCommandError('counter-overflow', `counter "${dec.decode(key)}" at ${current} + ${delta} leaves the safe integer range`);
+  const min = req.min ?? null;
+  const max = req.max ?? null;
+  if ((min !== null && next < Number(min)) || (max !== null && next > Number(max))) return { value: current, applied: false };
+  if (delta === 0) return { value: current, applied: true };
+  doPut(w, { key, value: enc.encode(String(next)) });
+  return { value: next, applied: true };
 }
 
 /** The keys a (key, rangeEnd) pair selects: empty end = just key; "\0" = every key >= key. */
@@ -104,7 +168,7 @@ async function doDelete(w: WriteContext, req: DeleteRequest): Promise<DeleteResp
   if (req.prevKv) res.prevKvs = victims.map((v) => toKeyValue(v.key, v.record));
   for (const v of victims) {
     w.view.del(v.key);
-    w.view.push({ type: 'put', key: historyKey(w.revision, w.sub++), value: encodeEvent(EventKind.Delete, v.key, undefined) });
+    w.view.recordEvent(w.revision, w.sub++, EventKind.Delete, v.key, undefined);
   }
   return res;
 }
@@ -170,16 +234,33 @@ async function doTxn(w: WriteContext, req: TxnRequest): Promise<TxnResponse> {
  * all (execution itself then cannot fail half-way through a txn).
  */
 export function validateCommand(cmd: Command): void {
-  const n = (cmd.put ? 1 : 0) + (cmd.delete ? 1 : 0) + (cmd.txn ? 1 : 0);
+  const n = (cmd.put ? 1 : 0) + (cmd.delete ? 1 : 0) + (cmd.txn ? 1 : 0) + (cmd.counter ? 1 : 0) + (cmd.compact ? 1 : 0);
   if (n !== 1) throw new InvalidCommandError(`command must hold exactly one operation, has ${n}`);
   if (cmd.put) requireKey(cmd.put.key);
   if (cmd.delete) requireKey(cmd.delete.key);
+  if (cmd.counter) validateCounter(cmd.counter);
+  if (cmd.compact) {
+    const rev = Number(cmd.compact.revision ?? 0);
+    if (!Number.isSafeInteger(rev) || rev < 1) throw new InvalidCommandError(`compact revision must be a positive integer, got ${String(cmd.compact.revision)}`);
+  }
   if (cmd.txn) {
     for (const c of cmd.txn.compare ?? []) requireKey(c.key);
     for (const op of [...(cmd.txn.success ?? []), ...(cmd.txn.failure ?? [])]) {
       const req = op.requestPut ?? op.requestDelete ?? op.requestRange;
       if (!req) throw new InvalidCommandError('txn op has no request');
       requireKey(req.key);
+      if (op.requestRange && Number(op.requestRange.revision ?? 0) !== 0) throw new InvalidCommandError('a range inside a txn reads the current revision; revision must be 0');
     }
   }
+}
+
+export function validateCounter(c: CounterRequest): void {
+  requireKey(c.key);
+  const delta = Number(c.delta ?? 0);
+  if (!Number.isSafeInteger(delta)) throw new InvalidCommandError(`counter delta must be an integer within +-(2^53-1), got ${String(c.delta)}`);
+  const min = c.min ?? null;
+  const max = c.max ?? null;
+  if (min !== null && !Number.isSafeInteger(Number(min))) throw new InvalidCommandError(`counter min must be an integer within +-(2^53-1), got ${String(min)}`);
+  if (max !== null && !Number.isSafeInteger(Number(max))) throw new InvalidCommandError(`counter max must be an integer within +-(2^53-1), got ${String(max)}`);
+  if (min !== null && max !== null && Number(min) > Number(max)) throw new InvalidCommandError(`counter min ${min} is greater than max ${max}`);
 }

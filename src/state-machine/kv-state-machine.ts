@@ -2,23 +2,57 @@
 // LevelDB batch holding every effect of the entries AND the new applied index/revision, so a
 // crash leaves either all of it or none; entries at or below the applied index are skipped,
 // so replaying the log after a crash never applies anything twice.
+//
+// Besides the data, the replicated state holds the exactly-once table (dedup.ts) and the
+// MVCC compaction point (mvcc.ts); both change only through applied entries, by rules that
+// depend on the log alone, so every replica holds the same bytes (snapshots included).
 
-import { decodeCommand, type Command, type KeyValue, type RangeRequest, type RangeResponse } from '../client/proto.js';
+import { decodeCommand, type Command, type IdempotencyKey, type KeyValue, type RangeRequest, type RangeResponse } from '../client/proto.js';
 import { EntryType, type Entry } from '../raft/index.js';
 import type { BatchOp, NodeDb } from '../storage/node-db.js';
-import { ConcurrentApplyError } from './errors.js';
-import { doRange, executeCommand, InvalidCommandError, type CommandResponse } from './execute.js';
-import { decodeMeta, decodeRecord, encodeMeta, latestKey, META_KEY, SM_KEY_END, SM_KEY_MIN, type Meta } from './keys.js';
+import { CompactedError, ConcurrentApplyError, FutureRevisionError } from './errors.js';
+import { DedupTable, DEFAULT_DEDUP_POLICY, idempotencyKeyProblem, requestHash, type DedupPolicy, type RejectReason, type StoredResult } from './dedup.js';
+import { doRange, executeCommand, InvalidCommandError, RejectedCommandError, validateCommand, type CommandResponse } from './execute.js';
+import { COMPACT_KEY, decodeMeta, decodeRecord, decodeU64, encodeMeta, encodeU64, latestKey, META_KEY, SM_KEY_END, SM_KEY_MIN, type Meta } from './keys.js';
+import { compact, rangeAt } from './mvcc.js';
 import { PendingView } from './pending-view.js';
 import { parseSnapshot, SnapshotWriter } from './snapshot-codec.js';
 
 /** What applying one entry produced, for the client waiting on it (if any). */
 export type ApplyResult =
-  | ({ index: number } & CommandResponse)
+  /** `replayed`: the command carried an idempotency key already applied; this is the first result. */
+  | ({ index: number; replayed?: boolean } & CommandResponse)
   /** Leader no-op, ConfChange (the host applies it to the core), or already applied before. */
   | { index: number; kind: 'noop' }
-  /** Rejected identically on every replica (malformed command, empty key): no effect. */
-  | { index: number; kind: 'invalid'; error: string };
+  /** Rejected identically on every replica (malformed command, empty key): no effect. INVALID_ARGUMENT. */
+  | { index: number; kind: 'invalid'; error: string; replayed?: boolean }
+  /**
+   * Well-formed but refused by the state, identically on every replica, with no effect:
+   * idempotency-key-expired / -reused, not-a-counter -> FAILED_PRECONDITION;
+   * compacted / future-revision (Compact) -> OUT_OF_RANGE; counter-overflow -> OUT_OF_RANGE.
+   */
+  | { index: number; kind: 'rejected'; reason: RejectReason; error: string; replayed?: boolean };
+
+/** Replicated-state policies. EVERY replica must use the same values (they shape the state). */
+export interface StateMachineOptions {
+  /** Exactly-once table expiry (dedup.ts). */
+  dedup?: Partial<DedupPolicy>;
+  /**
+   * Automatic MVCC compaction: keep at least this many recent revisions readable; 0 = never
+   * compact automatically. Default 100_000.
+   */
+  retainRevisions?: number;
+  /** Automatic compaction runs when a write makes the revision a multiple of this. Default 1_000. */
+  compactEveryRevisions?: number;
+}
+
+export const DEFAULT_RETAIN_REVISIONS = 100_000;
+export const DEFAULT_COMPACT_EVERY_REVISIONS = 1_000;
+
+/** The replicated state besides the data, as one apply batch sees it. */
+interface WorkingState extends Meta {
+  compactRevision: number;
+}
 
 export interface ApplyOptions {
   /** Extra ops committed in the same batch (e.g. LevelRaftStorage.confStateOp for a ConfChange). */
@@ -44,20 +78,62 @@ export interface PreparedRestore {
   commit(): void;
 }
 
+function idempotencyKeyOf(cmd: Command): IdempotencyKey | undefined {
+  const ik = (cmd.put ?? cmd.delete ?? cmd.txn ?? cmd.counter)?.idempotencyKey;
+  if (!ik) return undefined;
+  // An all-default key (empty message) counts as no key.
+  if ((ik.clientId ?? '') === '' && Number(ik.seq ?? 0) === 0) return undefined;
+  return ik;
+}
+
 export class KvStateMachine {
   private meta: Meta;
+  private compactRev: number;
+  private dedup: DedupTable;
   private busy = false;
+  readonly retainRevisions: number;
+  readonly compactEveryRevisions: number;
+  readonly dedupPolicy: DedupPolicy;
 
   private constructor(
     private readonly db: NodeDb,
     meta: Meta,
+    compactRev: number,
+    dedup: DedupTable,
+    opts: StateMachineOptions,
   ) {
     this.meta = meta;
+    this.compactRev = compactRev;
+    this.dedup = dedup;
+    this.dedupPolicy = dedup.policy;
+    this.retainRevisions = opts.retainRevisions ?? DEFAULT_RETAIN_REVISIONS;
+    this.compactEveryRevisions = opts.compactEveryRevisions ?? DEFAULT_COMPACT_EVERY_REVISIONS;
+    if (!Number.isSafeInteger(this.retainRevisions) || this.retainRevisions < 0) throw new RangeError(`retainRevisions must be >= 0, got ${this.retainRevisions}`);
+    if (!Number.isSafeInteger(this.compactEveryRevisions) || this.compactEveryRevisions < 1) throw new RangeError(`compactEveryRevisions must be >= 1, got ${this.compactEveryRevisions}`);
   }
 
-  static async open(db: NodeDb): Promise<KvStateMachine> {
+  static async open(db: NodeDb, opts: StateMachineOptions = {}): Promise<KvStateMachine> {
+    const policy = resolvePolicy(opts.dedup);
     const raw = await db.get(META_KEY);
-    return new KvStateMachine(db, raw ? decodeMeta(raw) : { appliedIndex: 0, appliedTerm: 0, revision: 0 });
+    const rawCompact = await db.get(COMPACT_KEY);
+    const dedup = await DedupTable.load(db, policy);
+    const meta = raw ? decodeMeta(raw) : { appliedIndex: 0, appliedTerm: 0, revision: 0 };
+    return new KvStateMachine(db, meta, rawCompact ? decodeU64(rawCompact, 'compacted revision') : 0, dedup, opts);
+  }
+
+  /** Reads below this revision are refused (0 = nothing compacted). */
+  compactRevision(): number {
+    return this.compactRev;
+  }
+
+  /** The exactly-once table's record of a client (tests, diagnostics). */
+  dedupClient(clientId: string): { floor: number; highest: number; lastUsed: number; seqs: readonly number[] } | undefined {
+    return this.dedup.client(clientId);
+  }
+
+  /** Number of clients the exactly-once table remembers (tombstones included). */
+  dedupClients(): number {
+    return this.dedup.size;
   }
 
   appliedIndex(): number {
@@ -85,27 +161,39 @@ export class KvStateMachine {
 
   private async applyLocked(entries: Entry[], opts: ApplyOptions): Promise<ApplyResult[]> {
     const view = new PendingView(this.db);
-    const meta = { ...this.meta };
+    const st: WorkingState = { ...this.meta, compactRevision: this.compactRev };
     const results: ApplyResult[] = [];
-    for (const e of entries) {
-      if (e.index <= meta.appliedIndex) {
-        results.push({ index: e.index, kind: 'noop' });
-        continue;
+    this.dedup.begin();
+    try {
+      for (const e of entries) {
+        if (e.index <= st.appliedIndex) {
+          results.push({ index: e.index, kind: 'noop' });
+          continue;
+        }
+        if (e.index !== st.appliedIndex + 1) throw new Error(`apply gap: entry ${e.index} after applied index ${st.appliedIndex}`);
+        results.push(await this.applyOne(view, e, st));
+        st.appliedIndex = e.index;
+        st.appliedTerm = e.term;
       }
-      if (e.index !== meta.appliedIndex + 1) throw new Error(`apply gap: entry ${e.index} after applied index ${meta.appliedIndex}`);
-      results.push(await this.applyOne(view, e, meta));
-      meta.appliedIndex = e.index;
-      meta.appliedTerm = e.term;
+      if (st.appliedIndex === this.meta.appliedIndex && !opts.extraOps?.length) {
+        this.dedup.abort();
+        return results;
+      }
+      const meta: Meta = { appliedIndex: st.appliedIndex, appliedTerm: st.appliedTerm, revision: st.revision };
+      view.push({ type: 'put', key: META_KEY, value: encodeMeta(meta) });
+      for (const op of opts.extraOps ?? []) view.push(op);
+      await this.db.batch(view.ops, { sync: opts.sync ?? false });
+      this.meta = meta;
+      this.compactRev = st.compactRevision;
+      this.dedup.commit();
+      return results;
+    } catch (err) {
+      this.dedup.abort();
+      throw err;
     }
-    if (meta.appliedIndex === this.meta.appliedIndex && !opts.extraOps?.length) return results;
-    view.push({ type: 'put', key: META_KEY, value: encodeMeta(meta) });
-    for (const op of opts.extraOps ?? []) view.push(op);
-    await this.db.batch(view.ops, { sync: opts.sync ?? false });
-    this.meta = meta;
-    return results;
   }
 
-  private async applyOne(view: PendingView, e: Entry, meta: Meta): Promise<ApplyResult> {
+  private async applyOne(view: PendingView, e: Entry, st: WorkingState): Promise<ApplyResult> {
     if (e.type !== EntryType.Normal || e.data.length === 0) return { index: e.index, kind: 'noop' };
     let cmd: Command;
     try {
@@ -113,14 +201,63 @@ export class KvStateMachine {
     } catch (err) {
       return { index: e.index, kind: 'invalid', error: `undecodable command: ${(err as Error).message}` };
     }
+    const ik = idempotencyKeyOf(cmd);
+    const problem = idempotencyKeyProblem(ik);
+    if (problem) return { index: e.index, kind: 'invalid', error: problem };
+    let hash: Uint8Array | undefined;
+    if (ik) {
+      hash = requestHash(e.data);
+      const seen = this.dedup.lookup(view, ik, hash);
+      if (seen.kind === 'replay') return { index: e.index, ...seen.result, replayed: true };
+      if (seen.kind === 'rejected') return { index: e.index, kind: 'rejected', reason: seen.reason, error: seen.error };
+    }
+    const before = st.revision;
+    const result = await this.execute(view, cmd, st);
+    if (ik) this.dedup.record(view, ik, hash!, result, st.revision);
+    if (st.revision !== before) await this.afterWrite(view, st);
+    return { index: e.index, ...result };
+  }
+
+  /** Runs one command; deterministic refusals become results, anything else (I/O) propagates. */
+  private async execute(view: PendingView, cmd: Command, st: WorkingState): Promise<StoredResult> {
     try {
-      const { result, wrote } = await executeCommand(view, cmd, meta.revision + 1);
-      if (wrote) meta.revision += 1;
-      return { index: e.index, ...result };
+      validateCommand(cmd);
+      if (cmd.compact) return await this.compactCommand(view, Number(cmd.compact.revision), st);
+      const { result, wrote } = await executeCommand(view, cmd, st.revision + 1);
+      if (wrote) st.revision += 1;
+      return result;
     } catch (err) {
-      // Validation errors are deterministic (every replica agrees); anything else (I/O) must propagate.
-      if (err instanceof InvalidCommandError) return { index: e.index, kind: 'invalid', error: err.message };
+      if (err instanceof InvalidCommandError) return { kind: 'invalid', error: err.message };
+      if (err instanceof RejectedCommandError) return { kind: 'rejected', reason: err.reason, error: err.message };
       throw err;
+    }
+  }
+
+  private async compactCommand(view: PendingView, revision: number, st: WorkingState): Promise<CommandResponse> {
+    if (revision > st.revision) throw new RejectedCommandError('future-revision', `cannot compact to revision ${revision}: the current revision is ${st.revision}`);
+    if (revision <= st.compactRevision) {
+      throw new RejectedCommandError('compacted', `revision ${revision} is already compacted; the compacted revision is ${st.compactRevision}`);
+    }
+    await this.compactTo(view, revision, st);
+    return { kind: 'compact', response: { header: { revision: st.revision }, compactRevision: revision } };
+  }
+
+  private async compactTo(view: PendingView, revision: number, st: WorkingState): Promise<void> {
+    await compact(this.db, view, st.compactRevision, revision);
+    st.compactRevision = revision;
+    view.putRaw(COMPACT_KEY, encodeU64(revision));
+  }
+
+  /**
+   * Maintenance decided by the revision alone (so identical on every replica, whatever the
+   * batching): the dedup idle sweep, and automatic compaction when the revision reaches a
+   * multiple of compactEveryRevisions, to revision - retainRevisions.
+   */
+  private async afterWrite(view: PendingView, st: WorkingState): Promise<void> {
+    this.dedup.maybeSweep(view, st.revision);
+    if (this.retainRevisions > 0 && st.revision % this.compactEveryRevisions === 0) {
+      const target = st.revision - this.retainRevisions;
+      if (target > st.compactRevision) await this.compactTo(view, target, st);
     }
   }
 
@@ -133,9 +270,29 @@ export class KvStateMachine {
     return { key, value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version };
   }
 
-  /** Range over the applied state; the response header is left for the caller (it knows the read mode). */
+  /**
+   * Range over the applied state, at req.revision when non-zero (MVCC). Throws CompactedError
+   * or FutureRevisionError for a revision outside [compactRevision, revision()]. The response
+   * header is left for the caller (it knows the read mode).
+   */
   range(req: RangeRequest): Promise<RangeResponse> {
-    return doRange(new PendingView(this.db), req);
+    const rev = Number(req.revision ?? 0);
+    if (rev === 0) return doRange(new PendingView(this.db), req);
+    this.checkReadRevision(rev);
+    return rangeAt(this.db, req, rev, () => this.compactRev);
+  }
+
+  /** The key as of `revision` (0 = current); same errors as range(). */
+  async getAt(key: Uint8Array, revision: number): Promise<KeyValue | undefined> {
+    if (!revision) return this.get(key);
+    const r = await this.range({ key, revision });
+    return r.kvs[0];
+  }
+
+  private checkReadRevision(rev: number): void {
+    if (!Number.isSafeInteger(rev) || rev < 0) throw new FutureRevisionError(rev, this.meta.revision);
+    if (rev > this.meta.revision) throw new FutureRevisionError(rev, this.meta.revision);
+    if (rev < this.compactRev) throw new CompactedError(rev, this.compactRev);
   }
 
   // ---- snapshots
@@ -166,7 +323,18 @@ export class KvStateMachine {
     for await (const k of this.db.keys({ gte: SM_KEY_MIN, lt: SM_KEY_END })) ops.push({ type: 'del', key: k });
     for (const r of parsed.records) ops.push({ type: 'put', key: r.key, value: r.value });
     ops.push({ type: 'put', key: META_KEY, value: encodeMeta(parsed.meta) });
-    return { meta: parsed.meta, ops, commit: () => (this.meta = { ...parsed.meta }) };
+    const compactRecord = parsed.records.find((r) => Buffer.compare(r.key, COMPACT_KEY) === 0);
+    const compactRev = compactRecord ? decodeU64(compactRecord.value, 'compacted revision') : 0;
+    const dedup = DedupTable.fromRecords(parsed.records, this.dedupPolicy);
+    return {
+      meta: parsed.meta,
+      ops,
+      commit: () => {
+        this.meta = { ...parsed.meta };
+        this.compactRev = compactRev;
+        this.dedup = dedup;
+      },
+    };
   }
 
   /** Replaces the whole state with the snapshot, atomically (one synced batch). */
@@ -181,4 +349,11 @@ export class KvStateMachine {
       this.busy = false;
     }
   }
+}
+
+function resolvePolicy(p: Partial<DedupPolicy> | undefined): DedupPolicy {
+  const policy = { ...DEFAULT_DEDUP_POLICY, ...p };
+  for (const [k, v] of Object.entries(policy)) if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`dedup.${k} must be a positive integer, got ${v}`);
+  if (policy.forgetRevisions < policy.idleRevisions) throw new RangeError('dedup.forgetRevisions must be >= dedup.idleRevisions');
+  return policy;
 }

@@ -3,7 +3,7 @@
 // written yet. Collects the batch ops as it goes.
 
 import type { BatchOp, NodeDb } from '../storage/node-db.js';
-import { decodeRecord, encodeRecord, latestKey, latestKeyEnd, userKeyOf, type KvRecord } from './keys.js';
+import { decodeRecord, encodeEvent, encodeRecord, escapeKey, historyKey, indexKey, latestKey, latestKeyEnd, userKeyOf, type EventKind, type KvRecord } from './keys.js';
 
 /** Latin-1 maps bytes 1:1 to UTF-16 code units, so string order equals byte order. */
 function mapKey(userKey: Uint8Array): string {
@@ -15,10 +15,23 @@ export interface KeyRecord {
   record: KvRecord;
 }
 
+/** A change recorded in this batch (history event + index entry), for compaction in the same batch. */
+export interface PendingEvent {
+  revision: number;
+  sub: number;
+  kind: EventKind;
+  /** Escaped user key (keys.ts escapeKey). */
+  esc: Uint8Array;
+}
+
 export class PendingView {
   /** User key (latin1) -> record, or null for deleted within this batch. */
   private readonly overlay = new Map<string, { key: Uint8Array; record: KvRecord | null }>();
   readonly ops: BatchOp[] = [];
+  /** Raw state-machine keys (latin1) written in this batch: value, or null for deleted. */
+  private readonly raw = new Map<string, Uint8Array | null>();
+  /** Every change recorded in this batch, in order. */
+  readonly events: PendingEvent[] = [];
 
   constructor(private readonly db: NodeDb) {}
 
@@ -39,9 +52,34 @@ export class PendingView {
     this.ops.push({ type: 'del', key: latestKey(userKey) });
   }
 
-  /** Raw op with no effect on reads (history events, meta). */
+  /** Raw op with no effect on reads (meta, extra ops). */
   push(op: BatchOp): void {
     this.ops.push(op);
+  }
+
+  /** Records one change of `userKey` at (revision, sub): history event + per-key index entry. */
+  recordEvent(revision: number, sub: number, kind: EventKind, userKey: Uint8Array, record: KvRecord | undefined): void {
+    const esc = escapeKey(userKey);
+    this.ops.push({ type: 'put', key: historyKey(revision, sub), value: encodeEvent(kind, userKey, record) });
+    this.ops.push({ type: 'put', key: indexKey(esc, revision, sub), value: Uint8Array.of(kind) });
+    this.events.push({ revision, sub, kind, esc });
+  }
+
+  /** A raw state-machine key as this batch sees it (dedup records, compaction marker). */
+  getRaw(key: Uint8Array): Uint8Array | undefined {
+    const o = this.raw.get(mapKey(key));
+    if (o !== undefined) return o ?? undefined;
+    return this.db.getSync(key);
+  }
+
+  putRaw(key: Uint8Array, value: Uint8Array): void {
+    this.raw.set(mapKey(key), value);
+    this.ops.push({ type: 'put', key, value });
+  }
+
+  delRaw(key: Uint8Array): void {
+    this.raw.set(mapKey(key), null);
+    this.ops.push({ type: 'del', key });
   }
 
   /** Every live key in [start, end) (end empty = unbounded), in key order. */

@@ -1,0 +1,138 @@
+// MVCC: reads at a past revision and compaction, over the per-key revision index `s r` and
+// the history `s h` (layout in keys.ts).
+//
+// Compaction to revision C keeps exactly what a read at any revision >= C can see: for every
+// key, the changes at revisions >= C, plus its newest change below C if that change is a put
+// (a read at C sees it). Everything else below C (older puts, and a delete that is the newest
+// change below C) is removed from both the index and the history. A read below C is refused
+// with CompactedError. Compaction is incremental: only keys changed since the previous
+// compacted revision can have anything new to remove.
+
+import type { KeyValue, RangeRequest, RangeResponse } from '../client/proto.js';
+import { compareBytes } from '../storage/codec-bytes.js';
+import type { NodeDb } from '../storage/node-db.js';
+import { CompactedError } from './errors.js';
+import {
+  decodeEvent,
+  escapeKey,
+  EventKind,
+  historyKey,
+  INDEX_KEY_END,
+  indexKey,
+  indexKeyParts,
+  MAX_SUB,
+} from './keys.js';
+import type { PendingView } from './pending-view.js';
+
+/** Same bound as a current range (execute.ts MAX_RANGE_RESULTS), duplicated to avoid a cycle. */
+const MAX_RANGE_RESULTS = 10_000;
+
+interface Pointer {
+  esc: Uint8Array;
+  revision: number;
+  sub: number;
+}
+
+function latin1(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+}
+
+/** The key-value a history event shows at its revision (throws CompactedError if it is gone). */
+function kvAt(db: NodeDb, p: Pointer, readRevision: number, compactRevision: () => number, keysOnly: boolean | undefined): KeyValue {
+  const raw = db.getSync(historyKey(p.revision, p.sub));
+  // Only a compaction that ran after our index snapshot can remove an event we found: it
+  // compacted past the read revision.
+  if (!raw) throw new CompactedError(readRevision, Math.max(compactRevision(), readRevision + 1));
+  const ev = decodeEvent(raw);
+  return { key: ev.key, value: keysOnly ? new Uint8Array(0) : ev.value, createRevision: ev.createRevision, modRevision: p.revision, version: ev.version };
+}
+
+/**
+ * Range at `revision` (already checked to lie in [compactRevision, current]): the keys of
+ * [key, rangeEnd) as they were right after `revision` was applied.
+ */
+export async function rangeAt(db: NodeDb, req: RangeRequest, revision: number, compactRevision: () => number): Promise<RangeResponse> {
+  const key = req.key;
+  const limit = req.limit && req.limit > 0 ? Math.min(req.limit, MAX_RANGE_RESULTS) : MAX_RANGE_RESULTS;
+  const live: Pointer[] = [];
+  const end = req.rangeEnd;
+  if (!end || end.length === 0) {
+    const esc = escapeKey(key);
+    for await (const [k, v] of db.iterator({ gte: indexKey(esc), lte: indexKey(esc, revision, MAX_SUB), reverse: true, limit: 1 })) {
+      const p = indexKeyParts(k);
+      if (v[0] === EventKind.Put) live.push({ esc, revision: p.revision, sub: p.sub });
+    }
+  } else {
+    const upper = end.length === 1 && end[0] === 0 ? INDEX_KEY_END : indexKey(escapeKey(end));
+    if (upper !== INDEX_KEY_END && compareBytes(end, key) <= 0) return { kvs: [], more: false, count: 0 };
+    let group: Uint8Array | undefined;
+    let best: (Pointer & { kind: number }) | undefined;
+    const flush = () => {
+      if (best && best.kind === EventKind.Put) live.push(best);
+      best = undefined;
+    };
+    for await (const [k, v] of db.iterator({ gte: indexKey(escapeKey(key)), lt: upper })) {
+      const p = indexKeyParts(k);
+      if (!group || compareBytes(group, p.esc) !== 0) {
+        flush();
+        group = p.esc.slice();
+      }
+      if (p.revision <= revision) best = { esc: group, revision: p.revision, sub: p.sub, kind: v[0]! };
+    }
+    flush();
+  }
+  const page = req.countOnly ? [] : live.slice(0, limit);
+  const kvs = page.map((p) => kvAt(db, p, revision, compactRevision, req.keysOnly));
+  return { kvs, more: !req.countOnly && live.length > limit, count: live.length };
+}
+
+/** The key's value at `revision`, or undefined if it did not exist then. */
+export async function getAt(db: NodeDb, key: Uint8Array, revision: number, compactRevision: () => number): Promise<KeyValue | undefined> {
+  const r = await rangeAt(db, { key }, revision, compactRevision);
+  return r.kvs[0];
+}
+
+/**
+ * Adds to `view` the ops that compact from `from` (the previous compacted revision) to `to`
+ * (> from, <= the current revision). Reads the committed state AND the changes recorded
+ * earlier in this batch, so the result does not depend on how entries were batched.
+ */
+export async function compact(db: NodeDb, view: PendingView, from: number, to: number): Promise<{ removed: number }> {
+  // Keys changed in [from, to]: only they can have entries that became unreadable.
+  const touched = new Map<string, Uint8Array>();
+  for await (const [, v] of db.iterator({ gte: historyKey(Math.max(from, 0), 0), lte: historyKey(to, MAX_SUB) })) {
+    const esc = escapeKey(decodeEvent(v).key);
+    touched.set(latin1(esc), esc);
+  }
+  const pendingByKey = new Map<string, Array<Pointer & { kind: number }>>();
+  for (const e of view.events) {
+    if (e.revision > to) continue;
+    const id = latin1(e.esc);
+    let list = pendingByKey.get(id);
+    if (!list) pendingByKey.set(id, (list = []));
+    list.push({ esc: e.esc, revision: e.revision, sub: e.sub, kind: e.kind });
+    if (e.revision >= from) touched.set(id, e.esc);
+  }
+  let removed = 0;
+  const ids = [...touched.keys()].sort();
+  for (const id of ids) {
+    const esc = touched.get(id)!;
+    const entries: Array<Pointer & { kind: number }> = [];
+    for await (const [k, v] of db.iterator({ gte: indexKey(esc), lte: indexKey(esc, to, MAX_SUB) })) {
+      const p = indexKeyParts(k);
+      entries.push({ esc, revision: p.revision, sub: p.sub, kind: v[0]! });
+    }
+    entries.push(...(pendingByKey.get(id) ?? []));
+    if (entries.length === 0) continue;
+    entries.sort((a, b) => a.revision - b.revision || a.sub - b.sub);
+    const latest = entries[entries.length - 1]!;
+    for (const e of entries) {
+      if (e.revision >= to) continue;
+      if (e === latest && e.kind === EventKind.Put) continue;
+      view.delRaw(indexKey(esc, e.revision, e.sub));
+      view.delRaw(historyKey(e.revision, e.sub));
+      removed++;
+    }
+  }
+  return { removed };
+}
