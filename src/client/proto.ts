@@ -16,6 +16,10 @@ export const LEADER_ADDR_METADATA_KEY = 'x-raftkv-leader-addr';
  * retry such a write safely. Clients must not infer this from message text.
  */
 export const NOT_APPLIED_METADATA_KEY = 'x-raftkv-not-applied';
+/** On a Counter refused by a bound (FAILED_PRECONDITION): the counter's current value, decimal. */
+export const COUNTER_VALUE_METADATA_KEY = 'x-raftkv-counter-value';
+/** On a read below the compacted revision (OUT_OF_RANGE): the compacted revision, decimal. */
+export const COMPACT_REVISION_METADATA_KEY = 'x-raftkv-compact-revision';
 
 export enum Consistency {
   Unspecified = 0,

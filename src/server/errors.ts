@@ -14,6 +14,8 @@ export class KvError extends Error {
     message: string,
     readonly leader?: { id: NodeId; clientAddr: string },
     readonly notApplied = false,
+    /** Extra trailing metadata (e.g. a counter's current value). */
+    readonly extra?: Record<string, string>,
   ) {
     super(message);
     this.name = 'KvError';
@@ -26,6 +28,7 @@ export class KvError extends Error {
       metadata.set(LEADER_ADDR_METADATA_KEY, this.leader.clientAddr);
     }
     if (this.notApplied) metadata.set(NOT_APPLIED_METADATA_KEY, '1');
+    for (const [k, v] of Object.entries(this.extra ?? {})) metadata.set(k, v);
     return { code: this.code, details: this.message, metadata };
   }
 }

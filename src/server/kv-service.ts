@@ -4,9 +4,13 @@
 
 import * as grpc from '@grpc/grpc-js';
 import {
+  COMPACT_REVISION_METADATA_KEY,
   Consistency,
+  COUNTER_VALUE_METADATA_KEY,
   encodeCommand,
   type Command,
+  type CompactRequest,
+  type CounterRequest,
   type DeleteRequest,
   type GetRequest,
   type PutRequest,
@@ -16,7 +20,7 @@ import {
   type TxnRequest,
 } from '../client/proto.js';
 import { ConfChangeType, StateRole, type ConfChange } from '../raft/index.js';
-import type { ApplyResult } from '../state-machine/index.js';
+import { CompactedError, FutureRevisionError, type ApplyResult } from '../state-machine/index.js';
 import type { FaultyTransport } from '../transport/index.js';
 import { encodeMemberContext } from '../transport/index.js';
 import type { Limits } from './config.js';
@@ -75,6 +79,31 @@ function checkTxn(t: TxnRequest, limits: Limits): void {
   }
 }
 
+/** A deterministic refusal of the state machine as a status (see ApplyResult 'rejected'). */
+function rejectedError(r: Extract<ApplyResult, { kind: 'rejected' }>): KvError {
+  switch (r.reason) {
+    case 'compacted':
+    case 'future-revision':
+    case 'counter-overflow':
+      return new KvError(grpc.status.OUT_OF_RANGE, r.error);
+    default:
+      return failedPrecondition(r.error);
+  }
+}
+
+/** MVCC read errors (past revision compacted, or not reached yet) as OUT_OF_RANGE. */
+async function mvccRead<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    if (e instanceof CompactedError) {
+      throw new KvError(grpc.status.OUT_OF_RANGE, e.message, undefined, false, { [COMPACT_REVISION_METADATA_KEY]: String(e.compactRevision) });
+    }
+    if (e instanceof FutureRevisionError) throw new KvError(grpc.status.OUT_OF_RANGE, e.message);
+    throw e;
+  }
+}
+
 export class KvService {
   constructor(
     private readonly host: NodeHost,
@@ -93,6 +122,7 @@ export class KvService {
     if (!this.host.isLeader()) throw unavailableNotApplied('not the leader: send writes to the leader', this.host.leaderHint());
     const r = await this.host.propose(data, timeoutMsOf(call, this.host.cfg.defaultRequestTimeoutMs));
     if ('kind' in r && r.kind === 'invalid') throw invalidArgument(r.error);
+    if ('kind' in r && r.kind === 'rejected') throw rejectedError(r);
     return r;
   }
 
@@ -186,14 +216,33 @@ export class KvService {
       Get: unary<GetRequest, unknown>(async (req, call) => {
         const key = checkKey(req.key, this.limits);
         const header = await this.readBarrier(req.read, call);
-        return { header, kv: this.host.sm.get(key) ?? null };
+        const rev = Number(req.revision ?? 0);
+        const kv = rev === 0 ? this.host.sm.get(key) : await mvccRead(() => this.host.sm.getAt(key, rev));
+        return { header, kv: kv ?? null };
       }),
       Range: unary<RangeRequest, unknown>(async (req, call) => {
         checkKey(req.key, this.limits);
-        if (req.revision && req.revision !== 0) throw new KvError(grpc.status.UNIMPLEMENTED, 'reads at a past revision are not built yet');
         const header = await this.readBarrier(req.read, call);
-        const res = await this.host.sm.range(req);
+        const res = await mvccRead(() => this.host.sm.range(req));
         return { ...res, header };
+      }),
+      Compact: unary<CompactRequest, unknown>(async (req, call) => {
+        const rev = Number(req.revision ?? 0);
+        if (!Number.isSafeInteger(rev) || rev < 1) throw invalidArgument(`compact revision must be a positive integer, got ${String(req.revision)}`);
+        const r = await this.write({ compact: { revision: rev } }, call);
+        return 'response' in r ? r.response : {};
+      }),
+      Counter: unary<CounterRequest, unknown>(async (req, call) => {
+        checkKey(req.key, this.limits);
+        const r = await this.write({ counter: req }, call);
+        if (r.kind === 'counter' && !r.response.applied) {
+          const c = r.response;
+          const bounds = [req.min != null ? `min ${req.min}` : '', req.max != null ? `max ${req.max}` : ''].filter(Boolean).join(', ');
+          throw new KvError(grpc.status.FAILED_PRECONDITION, `counter bound: current value ${c.value}, adding ${req.delta} would leave [${bounds}]; nothing changed`, undefined, false, {
+            [COUNTER_VALUE_METADATA_KEY]: String(c.value),
+          });
+        }
+        return 'response' in r ? r.response : {};
       }),
     };
   }
