@@ -275,7 +275,7 @@ export class KvStateMachine {
    * or FutureRevisionError for a revision outside [compactRevision, revision()]. The response
    * header is left for the caller (it knows the read mode).
    */
-  range(req: RangeRequest): Promise<RangeResponse> {
+  async range(req: RangeRequest): Promise<RangeResponse> {
     const rev = Number(req.revision ?? 0);
     if (rev === 0) return doRange(new PendingView(this.db), req);
     this.checkReadRevision(rev);
