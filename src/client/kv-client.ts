@@ -34,7 +34,7 @@ import {
   type RequestOp,
   type ResponseOp,
 } from './proto.js';
-import { LEADER_ADDR_METADATA_KEY, LEADER_ID_METADATA_KEY, NOT_APPLIED_METADATA_KEY } from './proto.js';
+import { COMPACT_REVISION_METADATA_KEY, COUNTER_VALUE_METADATA_KEY, LEADER_ADDR_METADATA_KEY, LEADER_ID_METADATA_KEY, NOT_APPLIED_METADATA_KEY } from './proto.js';
 import { Session } from './session.js';
 
 export { CompareResult, CompareTarget, Consistency, PartitionDirection };
@@ -83,6 +83,11 @@ export interface ReadCallOptions extends CallOptions {
   maxStalenessMs?: number;
   /** Send the read to this endpoint instead of routing by mode. */
   endpoint?: string;
+  /**
+   * Read the state as of this past revision (MVCC). OUT_OF_RANGE when it was compacted
+   * (error.compactRevision names the oldest readable one) or is ahead of the cluster.
+   */
+  revision?: number;
 }
 
 export interface LeaderHint {
@@ -106,6 +111,10 @@ export class KvClientError extends Error {
       attempts?: number;
       /** The server marked the write as certainly not applied (x-raftkv-not-applied). */
       notApplied?: boolean;
+      /** add() refused by a bound (FAILED_PRECONDITION): the counter's current value. */
+      counterValue?: number;
+      /** A read below the compacted revision (OUT_OF_RANGE): the oldest readable revision. */
+      compactRevision?: number;
     } = {},
   ) {
     super(`${grpc.status[code] ?? code}: ${details}`);
@@ -119,6 +128,14 @@ export class KvClientError extends Error {
   }
   get attempts(): number {
     return this.opts.attempts ?? 1;
+  }
+  /** add() refused by a bound: the counter's current value. */
+  get counterValue(): number | undefined {
+    return this.opts.counterValue;
+  }
+  /** A read below the compacted revision: the oldest readable revision. */
+  get compactRevision(): number | undefined {
+    return this.opts.compactRevision;
   }
   /** The status name, e.g. "UNAVAILABLE". */
   get codeName(): string {
@@ -216,6 +233,32 @@ export interface TxnResult {
   responses: TxnOpResult[];
 }
 
+export interface CompactResult {
+  /** The current revision (compaction writes none). */
+  revision: number;
+  compactRevision: number;
+}
+
+export interface AddOptions extends CallOptions {
+  /** The new value must be >= min. */
+  min?: number;
+  /** The new value must be <= max. */
+  max?: number;
+}
+export interface AddResult {
+  /** The counter's value after the add. */
+  value: number;
+  /** The revision the add wrote (the current one when delta is 0). */
+  revision: number;
+}
+
+export interface CasResult {
+  succeeded: boolean;
+  revision: number;
+  /** On failure: the key as it was (absent = undefined). */
+  current?: KeyValue;
+}
+
 export interface StatusResult {
   /** The endpoint that answered. */
   endpoint: string;
@@ -299,6 +342,12 @@ function readOptions(o: ReadCallOptions | undefined): ReadOptions | null {
     if (consistency === undefined) throw usageError(`unknown consistency "${o.consistency}"`);
   } else consistency = o.consistency;
   return { consistency: consistency ?? Consistency.Unspecified, minRevision: o.minRevision ?? 0, maxStalenessMs: o.maxStalenessMs ?? 0 };
+}
+
+function revisionOf(o: ReadCallOptions): number {
+  const r = o.revision ?? 0;
+  if (!Number.isSafeInteger(r) || r < 0) throw usageError(`revision must be a non-negative integer, got ${r}`);
+  return r;
 }
 
 function usageError(msg: string): KvClientError {
@@ -469,7 +518,15 @@ function toClientError(e: unknown, endpoint: string | undefined): KvClientError 
     const addr = metadataString(se.metadata, LEADER_ADDR_METADATA_KEY);
     const leaderHint = Number.isFinite(id) && id > 0 ? { id, ...(addr ? { addr } : {}) } : undefined;
     const notApplied = metadataString(se.metadata, NOT_APPLIED_METADATA_KEY) === '1';
-    return new KvClientError(se.code, se.details ?? se.message ?? '', { endpoint, notApplied, ...(leaderHint ? { leaderHint } : {}) });
+    const counter = metadataString(se.metadata, COUNTER_VALUE_METADATA_KEY);
+    const compacted = metadataString(se.metadata, COMPACT_REVISION_METADATA_KEY);
+    return new KvClientError(se.code, se.details ?? se.message ?? '', {
+      endpoint,
+      notApplied,
+      ...(leaderHint ? { leaderHint } : {}),
+      ...(counter !== undefined ? { counterValue: Number(counter) } : {}),
+      ...(compacted !== undefined ? { compactRevision: Number(compacted) } : {}),
+    });
   }
   return new KvClientError(grpc.status.INTERNAL, (e as Error)?.message ?? String(e), { endpoint });
 }
@@ -529,7 +586,7 @@ export class KvClient {
   }
 
   async get(key: Bytes, opts: ReadCallOptions = {}): Promise<GetResult> {
-    const req = { key: toBytes(key), read: readOptions(opts) };
+    const req = { key: toBytes(key), read: readOptions(opts), revision: revisionOf(opts) };
     const r = await this.call<{ header?: ReadHeader | null; kv?: KeyValue | null }>('KV', 'Get', req, 'read', this.readTarget(opts), opts.timeoutMs);
     const kv = kvOf(r.kv);
     return { value: kv?.value, kv, header: readHeaderOf(r.header) };
@@ -544,7 +601,7 @@ export class KvClient {
   }
 
   async range(spec: RangeSpec, opts: ReadCallOptions = {}): Promise<RangeResult> {
-    const req = { ...rangeRequestOf(spec), read: readOptions(opts) };
+    const req = { ...rangeRequestOf(spec), read: readOptions(opts), revision: revisionOf(opts) };
     const r = await this.call<RawRangeResponse>('KV', 'Range', req, 'read', this.readTarget(opts), opts.timeoutMs);
     return { kvs: (r.kvs ?? []).map((k) => kvOf(k)!), more: r.more, count: Number(r.count), header: readHeaderOf(r.header) };
   }
@@ -558,6 +615,58 @@ export class KvClient {
     };
     const r = await this.call<{ header?: { revision: number } | null; succeeded: boolean; responses?: ResponseOp[] }>('KV', 'Txn', req, 'write', { to: 'leader' }, opts.timeoutMs);
     return { succeeded: r.succeeded, revision: Number(r.header?.revision ?? 0), responses: (r.responses ?? []).map(responseOpOf) };
+  }
+
+  /**
+   * Compacts the MVCC history: reads below `revision` then fail with OUT_OF_RANGE. `revision`
+   * must be above the current compacted revision and at most the current revision.
+   */
+  async compact(revision: number, opts: CallOptions = {}): Promise<CompactResult> {
+    if (!Number.isSafeInteger(revision) || revision < 1) throw usageError(`compact revision must be a positive integer, got ${revision}`);
+    const r = await this.call<{ header?: { revision: number } | null; compactRevision?: number }>('KV', 'Compact', { revision }, 'write', { to: 'leader' }, opts.timeoutMs);
+    return { revision: Number(r.header?.revision ?? 0), compactRevision: Number(r.compactRevision ?? revision) };
+  }
+
+  /**
+   * Atomically adds `delta` to the integer counter at `key` (a missing key counts as 0; the
+   * value is stored as decimal text). With bounds, the new value must satisfy
+   * min <= value <= max, otherwise nothing changes and this throws FAILED_PRECONDITION with
+   * `error.counterValue` = the current value. Values stay within +-(2^53-1).
+   */
+  async add(key: Bytes, delta: number, opts: AddOptions = {}): Promise<AddResult> {
+    if (!Number.isSafeInteger(delta)) throw usageError(`delta must be an integer within +-(2^53-1), got ${delta}`);
+    for (const b of ['min', 'max'] as const) {
+      const v = opts[b];
+      if (v !== undefined && !Number.isSafeInteger(v)) throw usageError(`${b} must be an integer within +-(2^53-1), got ${v}`);
+    }
+    if (opts.min !== undefined && opts.max !== undefined && opts.min > opts.max) throw usageError(`min ${opts.min} is greater than max ${opts.max}`);
+    const req = { key: toBytes(key), delta, min: opts.min ?? null, max: opts.max ?? null };
+    const r = await this.call<{ header?: { revision: number } | null; value?: number }>('KV', 'Counter', req, 'write', { to: 'leader' }, opts.timeoutMs);
+    return { value: Number(r.value ?? 0), revision: Number(r.header?.revision ?? 0) };
+  }
+
+  /**
+   * Compare-and-swap on the value: writes `next` only if the key currently holds `expected`
+   * (`null` = only if the key does not exist). One atomic txn; on failure `current` is the
+   * key as it was (undefined if absent).
+   */
+  async cas(key: Bytes, expected: Bytes | null, next: Bytes, opts: CallOptions = {}): Promise<CasResult> {
+    const compare: CompareSpec = expected === null ? { key, version: 0 } : { key, value: expected };
+    return this.casWith(key, compare, next, opts);
+  }
+
+  /** Compare-and-swap on the revision: writes `next` only if the key's modRevision is `expectedModRevision` (0 = absent). */
+  async casRevision(key: Bytes, expectedModRevision: number, next: Bytes, opts: CallOptions = {}): Promise<CasResult> {
+    if (!Number.isSafeInteger(expectedModRevision) || expectedModRevision < 0) throw usageError(`expected revision must be a non-negative integer, got ${expectedModRevision}`);
+    return this.casWith(key, { key, modRevision: expectedModRevision }, next, opts);
+  }
+
+  private async casWith(key: Bytes, compare: CompareSpec, next: Bytes, opts: CallOptions): Promise<CasResult> {
+    const r = await this.txn({ compare: [compare], success: [{ put: { key, value: next } }], failure: [{ get: { key } }] }, opts);
+    if (r.succeeded) return { succeeded: true, revision: r.revision };
+    const got = r.responses[0];
+    const current = got && got.type === 'range' ? got.kvs[0] : undefined;
+    return current ? { succeeded: false, revision: r.revision, current } : { succeeded: false, revision: r.revision };
   }
 
   // ---------------------------------------------------------------- Cluster
