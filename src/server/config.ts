@@ -2,6 +2,7 @@
 // its unit. Defaults are chosen for a loopback cluster; kvd flags override them.
 
 import type { NodeId } from '../raft/index.js';
+import type { StateMachineOptions } from '../state-machine/index.js';
 
 export interface PeerSpec {
   id: NodeId;
@@ -51,6 +52,11 @@ export interface NodeConfig {
   sessionWaitMs: number;
   limits: Limits;
   logLevel: string;
+  /**
+   * Replicated-state policies (MVCC retention, exactly-once expiry). They shape the replicated
+   * state, so EVERY member must use the same values. Undefined = the state machine's defaults.
+   */
+  stateMachine?: StateMachineOptions;
 }
 
 export const DEFAULT_LIMITS: Limits = {

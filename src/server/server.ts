@@ -24,7 +24,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   let grpcTransport: GrpcTransport | undefined;
   try {
     const storage = await LevelRaftStorage.open(db);
-    const sm = await KvStateMachine.open(db);
+    const sm = await KvStateMachine.open(db, cfg.stateMachine);
     grpcTransport = await GrpcTransport.start({ id: cfg.id, listenAddr: cfg.peerAddr, logger: log });
     const transport = new FaultyTransport(grpcTransport);
     const host = await NodeHost.start(cfg, { db, storage, sm, transport, log });
