@@ -257,6 +257,27 @@ describe('kvctl errors and exit codes', { timeout: 180_000 }, () => {
   });
 });
 
+describe('kvctl MVCC and counters', { timeout: 180_000 }, () => {
+  it('get --rev, range --rev, compact REV, counter add with bounds and negative deltas', async () => {
+    const first = JSON.parse(ok(await kvctl(['--json', 'put', 'mvk', 'one'])).stdout) as { revision: number };
+    ok(await kvctl(['put', 'mvk', 'two']));
+    expect(ok(await kvctl(['get', 'mvk', '--rev', String(first.revision)])).stdout.trim()).toBe('one');
+    expect(ok(await kvctl(['range', 'mvk', '--rev', String(first.revision)])).stdout).toMatch(/mvk\s+one/);
+    expect(ok(await kvctl(['compact', String(first.revision + 1)])).stdout).toMatch(/compacted up to revision/);
+    const gone = await kvctl(['get', 'mvk', '--rev', String(first.revision)]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/OUT_OF_RANGE/);
+    expect(ok(await kvctl(['counter', 'add', 'ctr', '5'])).stdout).toMatch(/^5 /);
+    expect(ok(await kvctl(['--json', 'counter', 'add', 'ctr', '-3', '--min', '0'])).stdout).toMatch(/"value":2/);
+    const refused = await kvctl(['counter', 'add', 'ctr', '-3', '--min', '0']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/FAILED_PRECONDITION.*current value 2/);
+    expect(ok(await kvctl(['get', 'ctr'])).stdout.trim()).toBe('2');
+    const bad = await Promise.all([kvctl(['counter', 'add', 'ctr', '1.5']), kvctl(['compact', 'x']), kvctl(['get', 'mvk', '--rev', '-1'])]);
+    for (const r of bad) expect(r.code, r.stderr).toBe(2);
+  });
+});
+
 describe('table', () => {
   it('aligns columns and trims trailing blanks', () => {
     expect(table(['A', 'LONG'], [['xyz', 1], ['', true]])).toBe('A    LONG\nxyz  1\n     true');

@@ -2,9 +2,11 @@
 //
 //   kvctl [--endpoints a,b,c] [--json] [--timeout-ms N] <command>
 //     put KEY VALUE [--prev-kv]
-//     get KEY
+//     get KEY [--rev N] [--consistency MODE ...]
 //     del KEY [--prefix] [--range-end END] [--prev-kv]
-//     range KEY [--prefix] [--range-end END] [--limit N] [--keys-only] [--count-only]
+//     range KEY [--prefix] [--range-end END] [--limit N] [--keys-only] [--count-only] [--rev N]
+//     compact REV                       drop history below REV (reads below it: OUT_OF_RANGE)
+//     counter add KEY DELTA [--min N] [--max N]   atomic bounded add (DELTA may be negative)
 //     txn [--file PATH]                 JSON spec on stdin (or in PATH), see TXN_HELP
 //     status                            one row per endpoint
 //     member list | add ID PEER [CLIENT] | add-learner ID PEER [CLIENT] | promote ID | remove ID
@@ -133,6 +135,17 @@ function rangeEndArg(s: string | undefined): string | Uint8Array | undefined {
   return s === '\\0' ? Uint8Array.of(0) : s;
 }
 
+function parseInteger(s: string, what: string): number {
+  if (!/^-?\d+$/.test(s)) throw new UsageError(`${what} must be an integer, got "${s}"`);
+  const n = Number(s);
+  if (!Number.isSafeInteger(n)) throw new UsageError(`${what} is out of range: ${s}`);
+  return n;
+}
+
+function revArg(rev: string | undefined): { revision?: number } {
+  return rev === undefined ? {} : { revision: parseCount(rev, '--rev') };
+}
+
 function parseId(s: string): number {
   const n = parseCount(s, 'member id');
   return n;
@@ -226,8 +239,9 @@ export async function runKvctl(argv: string[], io: KvctlIo = processIo()): Promi
     .option('--consistency <mode>', 'linearizable (default) | lease | session | stale')
     .option('--min-revision <rev>', 'session reads: wait until this revision is applied (a session token\'s revision)')
     .option('--max-staleness-ms <ms>', 'stale reads: refuse if the node may be staler than this')
-    .action(async (key: string, o: { consistency?: string; minRevision?: string; maxStalenessMs?: string }) => {
-      const r = await getClient().get(key, readArgs(o));
+    .option('--rev <n>', 'read the value as of this past revision')
+    .action(async (key: string, o: { consistency?: string; minRevision?: string; maxStalenessMs?: string; rev?: string }) => {
+      const r = await getClient().get(key, { ...readArgs(o), ...revArg(o.rev) });
       if (json()) {
         io.out(JSON.stringify({ key, found: r.kv !== undefined, ...(r.kv ? kvJson(r.kv) : {}), header: r.header }));
       } else if (r.value !== undefined) {
@@ -259,9 +273,10 @@ export async function runKvctl(argv: string[], io: KvctlIo = processIo()): Promi
     .option('--limit <n>', 'at most N key-values')
     .option('--keys-only', 'keys without values')
     .option('--count-only', 'only the number of keys')
-    .action(async (key: string, o: { prefix?: boolean; rangeEnd?: string; limit?: string; keysOnly?: boolean; countOnly?: boolean }) => {
+    .option('--rev <n>', 'read the range as of this past revision')
+    .action(async (key: string, o: { prefix?: boolean; rangeEnd?: string; limit?: string; keysOnly?: boolean; countOnly?: boolean; rev?: string }) => {
       const limit = o.limit === undefined ? undefined : parseCount(o.limit, '--limit');
-      const r = await getClient().range({ key, prefix: o.prefix === true, rangeEnd: rangeEndArg(o.rangeEnd), limit, keysOnly: o.keysOnly === true, countOnly: o.countOnly === true });
+      const r = await getClient().range({ key, prefix: o.prefix === true, rangeEnd: rangeEndArg(o.rangeEnd), limit, keysOnly: o.keysOnly === true, countOnly: o.countOnly === true }, revArg(o.rev));
       print(
         () => {
           if (o.countOnly) return String(r.count);
@@ -299,6 +314,35 @@ export async function runKvctl(argv: string[], io: KvctlIo = processIo()): Promi
       print(
         () => [`${r.succeeded ? 'SUCCEEDED' : 'FAILED'} (revision ${r.revision})`, ...r.responses.map(txnOpLine)].join('\n'),
         () => ({ succeeded: r.succeeded, revision: r.revision, responses: r.responses }),
+      );
+    });
+
+  program
+    .command('compact')
+    .description('compact the MVCC history: reads below REV fail afterwards')
+    .argument('<rev>')
+    .action(async (rev: string) => {
+      const r = await getClient().compact(parseCount(rev, 'REV'));
+      print(
+        () => `compacted up to revision ${r.compactRevision} (current revision ${r.revision})`,
+        () => r,
+      );
+    });
+
+  const counter = program.command('counter').description('atomic integer counters (values are decimal text)');
+  counter
+    .command('add')
+    .description('add DELTA (may be negative) to the counter KEY; refused if the result would leave [--min, --max]')
+    .argument('<key>')
+    .argument('<delta>')
+    .option('--min <n>', 'the new value must be >= N')
+    .option('--max <n>', 'the new value must be <= N')
+    .action(async (key: string, delta: string, o: { min?: string; max?: string }) => {
+      const opts = { ...(o.min !== undefined ? { min: parseInteger(o.min, '--min') } : {}), ...(o.max !== undefined ? { max: parseInteger(o.max, '--max') } : {}) };
+      const r = await getClient().add(key, parseInteger(delta, 'DELTA'), opts);
+      print(
+        () => `${r.value} (revision ${r.revision})`,
+        () => r,
       );
     });
 
