@@ -76,8 +76,26 @@ async function pickTarget(env: NemesisEnv): Promise<{ node: ProcNode; why: strin
 }
 
 async function setFaults(env: NemesisEnv, n: ProcNode, faults: Record<string, unknown>): Promise<string | undefined> {
-  const r = await env.cluster.call(n.clientAddr, 'admin', 'SetFaults', { faults: { dropProbability: 0, delayMs: 0, partitionFrom: [], partitionDirection: PARTITION_BOTH, ...faults } }, 2000);
-  return r.ok ? undefined : `n${n.id}: ${r.error.details}`;
+  const req = { faults: { dropProbability: 0, delayMs: 0, partitionFrom: [], partitionDirection: PARTITION_BOTH, ...faults } };
+  let last = '';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const r = await env.cluster.call(n.clientAddr, 'admin', 'SetFaults', req, 2000);
+    if (r.ok) return undefined;
+    last = r.error.details.slice(0, 100);
+    await sleep(300);
+  }
+  return `n${n.id}: ${last}`;
+}
+
+/** Waits (bounded) until `n` answers Status: a restarted node takes a moment to listen. */
+export async function waitUp(env: NemesisEnv, n: ProcNode, timeoutMs = 15_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!env.cluster.isRunning(n)) return false;
+    if (await env.cluster.status(n, 500)) return true;
+    await sleep(100);
+  }
+  return false;
 }
 
 /** Clears faults on every member (a few attempts each: a node may be busy recovering). */
@@ -109,6 +127,7 @@ async function startKill(env: NemesisEnv): Promise<Fault | undefined> {
       if (env.members.includes(t.node) && !env.cluster.isRunning(t.node)) {
         env.cluster.restart(t.node);
         env.log(`restarted n${t.node.id}`);
+        await waitUp(env, t.node);
       }
     },
   };

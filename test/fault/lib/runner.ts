@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { KvClient, KvClientError, StatusCode, type ConsistencyName } from '../../../src/client/index.js';
 import { ProcessCluster, type ProcNode } from './cluster.js';
 import { HistoryRecorder, totals, type Completion, type OpCounts } from './history.js';
-import { addLearner, clearAllFaults, findLeader, NEMESES, promote, sleep, type FaultWindow, type NemesisEnv, type NemesisName } from './nemesis.js';
+import { addLearner, clearAllFaults, findLeader, NEMESES, promote, sleep, waitUp, type FaultWindow, type NemesisEnv, type NemesisName } from './nemesis.js';
 import { renderReport } from './report.js';
 import { Rng } from './rng.js';
 import { type CheckResult, type ExecContext, type OpSpec, type PlantedBug, type Workload, type WorkloadName } from './workload.js';
@@ -255,8 +255,13 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
     let writer: KvClient | undefined;
     let writerEpoch = -1;
     const meanGapMs = (opts.concurrency / opts.rate) * 1000;
+    // Open-loop-ish schedule: the next op is due a random gap after the previous one was due,
+    // so slow ops do not lower the rate (a worker that fell behind catches up, bounded by one gap).
+    let dueMs = rec.nowMs() + wrng.next() * meanGapMs;
     while (!stopper.stopped) {
-      await stopper.sleep(wrng.next() * 2 * meanGapMs);
+      dueMs = Math.max(dueMs, rec.nowMs() - meanGapMs);
+      await stopper.sleep(dueMs - rec.nowMs());
+      dueMs += wrng.next() * 2 * meanGapMs;
       if (stopper.stopped) break;
       if (writerEpoch !== epoch || !writer) {
         const old = writer;
@@ -346,6 +351,7 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
         log(`heal: restarted n${n.id}`);
       }
     }
+    await Promise.all(members.map((n) => waitUp(env, n)));
     const errs = await clearAllFaults(env);
     if (errs.length) notes.push(`heal: clear faults failed on ${errs.join('; ')}`);
     if (!opts.nemeses.includes('membership')) return;
