@@ -22,6 +22,7 @@ interface KvdFlags {
   electionTicks?: string;
   snapshotEntries?: string;
   compactionLag?: string;
+  retainRevisions?: string;
   logLevel?: string;
   config?: string;
 }
@@ -46,6 +47,12 @@ function positiveInt(name: string, v: string | undefined, dflt: number): number 
   return n;
 }
 
+function nonNegativeInt(name: string, v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(String(v)) || !Number.isSafeInteger(n)) throw new UsageError(`--${name} must be a non-negative integer, got "${v}"`);
+  return n;
+}
+
 export function configFromFlags(f: KvdFlags): NodeConfig {
   const file: Partial<KvdFlags> = f.config ? (JSON.parse(readFileSync(f.config, 'utf8')) as Partial<KvdFlags>) : {};
   const merged: KvdFlags = { ...file, ...Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined)) };
@@ -67,6 +74,7 @@ export function configFromFlags(f: KvdFlags): NodeConfig {
     snapshotEveryEntries: positiveInt('snapshot-entries', merged.snapshotEntries, 10_000),
     compactionLagEntries: positiveInt('compaction-lag', merged.compactionLag, 1_000),
     logLevel: merged.logLevel ?? 'warn',
+    ...(merged.retainRevisions !== undefined ? { stateMachine: { retainRevisions: nonNegativeInt('retain-revisions', merged.retainRevisions) } } : {}),
   });
 }
 
@@ -84,6 +92,7 @@ export async function main(): Promise<void> {
     .option('--election-ticks <n>', 'election timeout in ticks (default 10)')
     .option('--snapshot-entries <n>', 'snapshot and compact every N applied entries (default 10000)')
     .option('--compaction-lag <n>', 'entries kept behind a snapshot for slow followers (default 1000)')
+    .option('--retain-revisions <n>', 'MVCC: automatic compaction keeps the last N revisions readable, 0 = off (default 100000; must match on every member)')
     .option('--log-level <level>', 'pino level: fatal|error|warn|info|debug (default warn)')
     .option('--config <file>', 'JSON file with any of the flags above (camelCase); flags win');
   program.parse();
