@@ -31,6 +31,8 @@ describe('3-node cluster of real processes', () => {
     expect(big.ok).toBe(false);
     if (!big.ok) expect(big.error.code).toBe(8); // RESOURCE_EXHAUSTED
     const follower = cluster.nodes.find((n) => n !== leader)!;
+    // A follower can only hint at a leader it has heard from.
+    await waitUntil(async () => Number((await cluster.status(follower))?.leaderId) === leader.id, 10_000);
     const onFollower = await cluster.call(follower.clientAddr, 'kv', 'Put', { key: enc.encode('k'), value: enc.encode('v') });
     expect(onFollower.ok).toBe(false);
     if (!onFollower.ok) expect(onFollower.error).toMatchObject({ code: 14, leaderAddr: leader.clientAddr });
