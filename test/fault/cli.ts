@@ -116,6 +116,16 @@ export function summary(r: RunResult): string {
   return lines.join('\n');
 }
 
+/** argv without any --seed (both `--seed N` and `--seed=N`), so the command can name the seed used. */
+function withoutSeed(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--seed') i++;
+    else if (!argv[i]!.startsWith('--seed=')) out.push(argv[i]!);
+  }
+  return out;
+}
+
 export async function main(argv: string[]): Promise<number> {
   let opts: Opts;
   try {
@@ -154,7 +164,7 @@ export async function main(argv: string[]): Promise<number> {
     if (tty) process.stderr.write(`\r\x1b[2K${msg}\n`);
   };
   try {
-    const command = `npm run fault -- ${argv.filter((a) => a !== '--seed').join(' ')}${opts.seed === undefined ? ` --seed ${seed}` : ''}`;
+    const command = `npm run fault -- ${[...withoutSeed(argv), '--seed', String(seed)].join(' ')}`;
     const r = await runFault({
       workload: opts.workload as WorkloadName,
       nemeses: nemesisList(opts.nemesis),

@@ -137,7 +137,9 @@ ${c.html ? `<p>Timeline of the failing partition:</p><iframe class="timeline" sr
 const PAGE_SCRIPT = String.raw`
 const data = JSON.parse(document.getElementById('report-data').textContent);
 const NEMESIS_COLOURS = { kill: 'rgba(220,38,38,0.13)', pause: 'rgba(147,51,234,0.13)', partition: 'rgba(37,99,235,0.13)', delay: 'rgba(234,179,8,0.18)', membership: 'rgba(13,148,136,0.15)' };
-const OUTCOME_COLOURS = { ok: 'rgba(22,163,74,0.55)', fail: 'rgba(234,88,12,0.7)', info: 'rgba(220,38,38,0.9)' };
+// Colour = outcome (green ok, orange fail, red info); each f gets its own shade and shape.
+const OUTCOME_HUES = { ok: [[22,163,74], [5,150,105], [101,163,13], [13,148,136]], fail: [[234,88,12], [217,119,6], [194,65,12], [202,138,4]], info: [[220,38,38], [190,18,60], [153,27,27], [225,29,72]] };
+const colourOf = (outcome, i) => { const c = OUTCOME_HUES[outcome][i % 4]; return 'rgba(' + c.join(',') + ',' + (outcome === 'ok' ? 0.55 : 0.8) + ')'; };
 const STYLES = ['circle', 'triangle', 'rect', 'rectRot', 'star', 'crossRot'];
 // Shades every nemesis window behind the datasets and labels it (a Chart.js plugin).
 const faultWindows = {
@@ -166,7 +168,7 @@ const fs = [...new Set(Object.keys(data.points).map((k) => k.split(' ')[0]))].so
 const scatter = Object.entries(data.points).sort().map(([name, pts]) => {
   const [f, outcome] = name.split(' ');
   return { type: 'scatter', label: name + ' (' + pts.length + ')', data: pts.map(([x, y]) => ({ x, y })), pointStyle: STYLES[fs.indexOf(f) % STYLES.length],
-    backgroundColor: OUTCOME_COLOURS[outcome], borderColor: OUTCOME_COLOURS[outcome], pointRadius: outcome === 'ok' ? 1.6 : 2.6, order: 2 };
+    backgroundColor: colourOf(outcome, fs.indexOf(f)), borderColor: colourOf(outcome, fs.indexOf(f)), pointRadius: outcome === 'ok' ? 1.6 : 2.6, order: 2 };
 });
 const pLine = (i, label, colour) => ({ type: 'line', label, data: data.percentiles.map((p) => ({ x: p[0], y: Math.max(p[i], 0.01) })), borderColor: colour, backgroundColor: colour, borderWidth: 1.5, pointRadius: 0, tension: 0.2, order: 1 });
 new Chart(document.getElementById('latency'), {
@@ -174,7 +176,7 @@ new Chart(document.getElementById('latency'), {
   options: { animation: false, parsing: true, responsive: true, maintainAspectRatio: false,
     scales: { x: { type: 'linear', min: 0, max: maxX, title: { display: true, text: 'time since start (s)' } },
               y: { type: 'logarithmic', title: { display: true, text: 'latency (ms, log)' } } },
-    plugins: { legend: { position: 'bottom' }, tooltip: { enabled: true } } },
+    plugins: { legend: { position: 'bottom', labels: { usePointStyle: true } }, tooltip: { enabled: true } } },
   plugins: [faultWindows],
 });
 const tp = (key, colour) => ({ type: 'line', label: key, data: data.throughput.map((t) => ({ x: t.second + 0.5, y: t[key] })), borderColor: colour, backgroundColor: colour, pointRadius: 0, borderWidth: 1.5, stepped: 'middle' });
