@@ -8,7 +8,7 @@ import { ModelInputError } from './lin/types.js';
 import { LIN_MODEL_NAMES } from './models/index.js';
 import { readEdnForms } from './parse/edn-reader.js';
 import { FORMATS, parseHistory, type HistoryFormat } from './parse/index.js';
-import { ELLE_MODEL_NAMES, ModelInferenceError, runCheck, type CheckModelName, type CheckReport } from './run.js';
+import { ELLE_MODEL_NAMES, ModelInferenceError, SESSION_MODEL_NAME, runCheck, type CheckModelName, type CheckReport } from './run.js';
 
 export const EXIT_VALID = 0;
 export const EXIT_INVALID = 1;
@@ -54,7 +54,7 @@ function buildProgram(): Command {
   return new Command('kvcheck')
     .description('Check a history for linearizability (WGL/Porcupine) or transactional anomalies (Elle).')
     .argument('<file>', 'history file (EDN, Elle-cli JSON, Porcupine log/kv, or our JSON lines)')
-    .addOption(new Option('--model <model>', 'model (inferred from the ops when absent)').choices([...LIN_MODEL_NAMES, ...ELLE_MODEL_NAMES]))
+    .addOption(new Option('--model <model>', 'model (inferred from the ops when absent)').choices([...LIN_MODEL_NAMES, ...ELLE_MODEL_NAMES, SESSION_MODEL_NAME]))
     .addOption(new Option('--format <format>', 'input format (inferred from the name/content when absent)').choices([...FORMATS]))
     .option('--consistency-models <models>', 'Elle: comma-separated consistency models to check (default strict-serializable)')
     .option('--initial <value>', 'initial state as EDN, e.g. 0, nil, "x", {:x 0 :y 0}')

@@ -23,6 +23,13 @@ export interface Op {
   /** Wall or monotonic time in nanoseconds, when the file has it. */
   time?: number;
   error?: unknown;
+  /**
+   * Our jsonl only: on `ok`, the revision a write produced or the revision of the state a read
+   * reflects (the server's revision token). Used by the session-guarantees checker.
+   */
+  revision?: number;
+  /** Our jsonl only: the client session the op belongs to (defaults to its process). */
+  session?: string;
 }
 
 export type History = Op[];

@@ -4,13 +4,16 @@
 import { checkElle } from './elle/index.js';
 import type { History } from './history.js';
 import { checkLinearizable, type LinResult } from './lin/check.js';
+import { checkSessions } from './session/session-check.js';
 import { renderTimelineHtml } from './lin/timeline-html.js';
 import { inferModel, isLinModelName, makeModel, type Dialect, type LinModelName } from './models/index.js';
 import type { HistoryFormat } from './parse/index.js';
 
 export const ELLE_MODEL_NAMES = ['list-append', 'rw-register'] as const;
 export type ElleModelName = (typeof ELLE_MODEL_NAMES)[number];
-export type CheckModelName = LinModelName | ElleModelName;
+/** Session guarantees (read-your-writes, monotonic reads) from revisions in our jsonl. */
+export const SESSION_MODEL_NAME = 'session';
+export type CheckModelName = LinModelName | ElleModelName | typeof SESSION_MODEL_NAME;
 
 export interface CheckRequest {
   history: History;
@@ -57,7 +60,7 @@ function dialectOf(format: HistoryFormat): Dialect {
 }
 
 export function isCheckModelName(name: string): name is CheckModelName {
-  return isLinModelName(name) || (ELLE_MODEL_NAMES as readonly string[]).includes(name);
+  return isLinModelName(name) || name === SESSION_MODEL_NAME || (ELLE_MODEL_NAMES as readonly string[]).includes(name);
 }
 
 function resolveModel(request: CheckRequest): CheckModelName {
@@ -122,9 +125,25 @@ function runElle(request: CheckRequest, model: ElleModelName, startMs: number): 
   };
 }
 
+function runSession(request: CheckRequest, startMs: number): CheckReport {
+  const result = checkSessions(request.history);
+  const kinds = [...new Set(result.violations.map((v) => v.kind))];
+  return {
+    valid: result.valid,
+    model: SESSION_MODEL_NAME,
+    anomalyTypes: kinds,
+    not: result.valid ? [] : ['session-guarantees'],
+    alsoNot: [],
+    opCount: request.history.length,
+    elapsedMs: performance.now() - startMs,
+    explanations: result.violations.slice(0, 20).map((v) => `${v.kind}: ${v.message} (history index ${v.index})`),
+  };
+}
+
 /** Checks a parsed history with the requested (or inferred) model. */
 export function runCheck(request: CheckRequest): CheckReport {
   const startMs = performance.now();
   const model = resolveModel(request);
+  if (model === SESSION_MODEL_NAME) return runSession(request, startMs);
   return isLinModelName(model) ? runLinearizability(request, model, startMs) : runElle(request, model, startMs);
 }

@@ -66,5 +66,7 @@ export function buildOp(raw: unknown, position: number, location: LocateOp): Op 
   if (key !== undefined && key !== null) op.key = typeof key === 'string' ? key : JSON.stringify(key);
   if (typeof map['time'] === 'number') op.time = map['time'];
   if (map['error'] !== undefined) op.error = map['error'];
+  if (typeof map['revision'] === 'number' && Number.isFinite(map['revision'])) op.revision = map['revision'];
+  if (typeof map['session'] === 'string' || typeof map['session'] === 'number') op.session = String(map['session']);
   return op;
 }
