@@ -6,7 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { relative } from 'node:path';
 import { totals } from './lib/history.js';
-import { NEMESIS_NAMES, type NemesisName } from './lib/nemesis.js';
+import { NEMESIS_NAMES, PARTITION_KINDS, type NemesisName, type PartitionKind } from './lib/nemesis.js';
 import { NotBuiltError, runFault, type Progress, type RunResult } from './lib/runner.js';
 import { LATER_WORKLOADS, WORKLOAD_NAMES, type WorkloadName } from './lib/workload.js';
 
@@ -40,6 +40,12 @@ function nemesisList(v: string): NemesisName[] {
   return names as NemesisName[];
 }
 
+function partitionKinds(v: string): PartitionKind[] {
+  const kinds = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const k of kinds) if (!(PARTITION_KINDS as readonly string[]).includes(k)) throw new UsageError(`unknown partition '${k}' (use ${PARTITION_KINDS.join(', ')})`);
+  return kinds as PartitionKind[];
+}
+
 function program(): Command {
   return new Command('fault')
     .description('Jepsen-style fault injection against a real kvd cluster; writes store/<workload>/<timestamp>/')
@@ -56,6 +62,7 @@ function program(): Command {
     .option('--nemesis-interval <s>', 'mean quiet gap and mean fault window', positive('--nemesis-interval'), 5)
     .option('--recover <s>', 'time the healed cluster gets to catch up before the final reads', positive('--recover'), 20)
     .option('--check-timeout <s>', 'checker time limit', positive('--check-timeout'), 120)
+    .option('--partitions <kinds>', `partition shapes to draw from: ${PARTITION_KINDS.join(',')} (default all)`)
     .option('--store <dir>', 'parent of the run directories', 'store')
     .option('--keep-data', 'keep node data dirs even when the run passed')
     .addOption(new Option('--planted-bug <bug>', 'TEST ONLY: plant a client bug the checker must catch').choices(['stale-read']).hideHelp())
@@ -78,6 +85,7 @@ interface Opts {
   recover: number;
   checkTimeout: number;
   store: string;
+  partitions?: string;
   keepData?: boolean;
   plantedBug?: 'stale-read';
 }
@@ -135,6 +143,7 @@ export async function main(argv: string[]): Promise<number> {
     if ((LATER_WORKLOADS as readonly string[]).includes(opts.workload)) throw new UsageError(`workload '${opts.workload}' is not built yet (it needs primitives still in progress); use ${WORKLOAD_NAMES.join(', ')}`);
     if (!(WORKLOAD_NAMES as readonly string[]).includes(opts.workload)) throw new UsageError(`unknown workload '${opts.workload}' (use ${WORKLOAD_NAMES.join(', ')})`);
     nemesisList(opts.nemesis);
+    if (opts.partitions) partitionKinds(opts.partitions);
   } catch (e) {
     if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' || e.code === 'commander.help' ? 0 : 3;
     process.stderr.write(`fault: ${(e as Error).message}\n`);
@@ -180,6 +189,7 @@ export async function main(argv: string[]): Promise<number> {
       recoverS: opts.recover,
       checkTimeoutS: opts.checkTimeout,
       storeDir: opts.store,
+      ...(opts.partitions ? { partitionKinds: partitionKinds(opts.partitions) } : {}),
       ...(opts.keepData ? { keepData: true } : {}),
       ...(opts.plantedBug ? { plantedBug: opts.plantedBug } : {}),
       command,

@@ -44,6 +44,8 @@ export interface NemesisEnv {
   nodeFlags: string[];
   /** Bumped whenever `members` changes, so workers refresh their clients. */
   bumpEpoch(): void;
+  /** Partition shapes to draw from (default: all). */
+  partitionKinds?: readonly PartitionKind[];
   /** Called when the membership changed or a node restarted. */
   log(msg: string): void;
   nextNodeId(): number;
@@ -147,13 +149,14 @@ export function cutsFromGroups(ids: number[], canTalk: (a: number, b: number) =>
   return new Map(ids.map((a) => [a, ids.filter((b) => b !== a && !canTalk(a, b))]));
 }
 
-export type PartitionKind = 'majority-minority' | 'isolate-leader' | 'bridge' | 'one-way';
+export const PARTITION_KINDS = ['majority-minority', 'isolate-leader', 'bridge', 'one-way'] as const;
+export type PartitionKind = (typeof PARTITION_KINDS)[number];
 
 async function startPartition(env: NemesisEnv): Promise<Fault | undefined> {
   const members = env.members;
   const ids = members.map((n) => n.id);
   if (ids.length < 2) return undefined;
-  const kind = env.rng.pick<PartitionKind>(['majority-minority', 'isolate-leader', 'bridge', 'one-way']);
+  const kind = env.rng.pick<PartitionKind>(env.partitionKinds ?? PARTITION_KINDS);
   let cuts: Map<number, number[]>;
   let label: string;
   let direction = PARTITION_BOTH;

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { KvClient, KvClientError, StatusCode, type ConsistencyName } from '../../../src/client/index.js';
 import { ProcessCluster, type ProcNode } from './cluster.js';
 import { HistoryRecorder, totals, type Completion, type OpCounts } from './history.js';
-import { addLearner, clearAllFaults, findLeader, NEMESES, promote, sleep, waitUp, type FaultWindow, type NemesisEnv, type NemesisName } from './nemesis.js';
+import { addLearner, clearAllFaults, findLeader, NEMESES, promote, sleep, waitUp, type FaultWindow, type NemesisEnv, type NemesisName, type PartitionKind } from './nemesis.js';
 import { renderReport } from './report.js';
 import { Rng } from './rng.js';
 import { type CheckResult, type ExecContext, type OpSpec, type PlantedBug, type Workload, type WorkloadName } from './workload.js';
@@ -40,6 +40,8 @@ export interface RunOptions {
   storeDir?: string;
   /** Keep node data dirs even when every check passed. */
   keepData?: boolean;
+  /** Partition shapes the partition nemesis draws from (default: all). */
+  partitionKinds?: PartitionKind[];
   /** Test-only: a planted client bug the checker must catch. */
   plantedBug?: PlantedBug;
   /** The command line, for results.json and the report. */
@@ -159,6 +161,7 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
       log(m);
     },
     nextNodeId: () => nextId++,
+    ...(opts.partitionKinds ? { partitionKinds: opts.partitionKinds } : {}),
   };
   const progress = (): Progress => {
     const t = totals(rec.counts());
