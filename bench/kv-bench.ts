@@ -23,7 +23,8 @@
 // Every process this script starts is stopped by pid at the end, on error and on Ctrl-C.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -151,6 +152,8 @@ function progress(s: string): void {
 
 interface System {
   name: 'raftkv' | 'etcd';
+  /** Server processes this script started (for CPU accounting); empty when connecting to a running cluster. */
+  pids: number[];
   /** Client address of the current leader. */
   leader(): Promise<string>;
   /** One fresh channel (own TCP connection) to addr; put/get bound to it. */
@@ -166,11 +169,12 @@ function deadline(): grpc.CallOptions {
   return { deadline: Date.now() + CALL_TIMEOUT_MS };
 }
 
-function raftkvSystem(endpoints: string[]): System {
+function raftkvSystem(endpoints: string[], pids: number[]): System {
   const Kv = grpc.makeGenericClientConstructor(kvServiceDefinition('KV'), 'KV');
   const Cluster = grpc.makeGenericClientConstructor(kvServiceDefinition('Cluster'), 'Cluster');
   return {
     name: 'raftkv',
+    pids,
     async leader() {
       for (let attempt = 0; attempt < 100; attempt++) {
         for (const ep of endpoints) {
@@ -216,7 +220,7 @@ message StatusRequest {}
 message StatusResponse { ResponseHeader header = 1; string version = 2; int64 db_size = 3; uint64 leader = 4; uint64 raft_index = 5; uint64 raft_term = 6; }
 `;
 
-function etcdSystem(endpoints: string[]): System {
+function etcdSystem(endpoints: string[], pids: number[]): System {
   useNumbersForLongs();
   const root = protobuf.parse(ETCD_PROTO, { keepCase: false }).root;
   root.resolveAll();
@@ -224,6 +228,7 @@ function etcdSystem(endpoints: string[]): System {
   const Maint = grpc.makeGenericClientConstructor(serviceDefinition(root, 'etcdserverpb.Maintenance'), 'Maintenance');
   return {
     name: 'etcd',
+    pids,
     async leader() {
       for (let attempt = 0; attempt < 100; attempt++) {
         for (const ep of endpoints) {
@@ -256,7 +261,7 @@ const RAFTKV_PEER_PORT = 17101;
 const ETCD_CLIENT_PORT = 12379;
 const ETCD_PEER_PORT = 12380;
 
-function startRaftkv(o: Options, runDir: string): string[] {
+function startRaftkv(o: Options, runDir: string, pids: number[]): string[] {
   const nodes = [1, 2, 3].map((id) => ({ id, client: `127.0.0.1:${RAFTKV_CLIENT_PORT + id - 1}`, peer: `127.0.0.1:${RAFTKV_PEER_PORT + id - 1}`, data: join(runDir, 'raftkv', `n${id}`) }));
   const peers = nodes.map((n) => `${n.id}=${n.peer}/${n.client}`).join(',');
   for (const n of nodes) {
@@ -267,6 +272,7 @@ function startRaftkv(o: Options, runDir: string): string[] {
     const nodeFlags = o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
     const args = [...nodeFlags, KVD, '--id', String(n.id), '--data-dir', n.data, '--client-addr', n.client, '--peer-addr', n.peer, '--peers', peers, '--tick-ms', String(o.tickMs), '--log-level', 'warn'];
     const c = startProcess(process.execPath, args, join(runDir, `raftkv-n${n.id}.log`));
+    pids.push(c.pid!);
     progress(`  raftkv node ${n.id}: pid ${c.pid}, client ${n.client}\n`);
   }
   return nodes.map((n) => n.client);
@@ -276,7 +282,7 @@ function etcdInstalled(): boolean {
   return spawnSync('etcd', ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
-function startEtcd(runDir: string): string[] {
+function startEtcd(runDir: string, pids: number[]): string[] {
   if (!etcdInstalled()) {
     throw new Error('no `etcd` binary on PATH. Install it with:\n    apt-get update && apt-get install -y etcd-server etcd-client\n  or run with --target raftkv (or --etcd-endpoints for a running cluster)');
   }
@@ -286,12 +292,35 @@ function startEtcd(runDir: string): string[] {
     mkdirSync(m.data, { recursive: true });
     const args = ['--name', m.name, '--data-dir', m.data, '--listen-client-urls', m.client, '--advertise-client-urls', m.client, '--listen-peer-urls', m.peer, '--initial-advertise-peer-urls', m.peer, '--initial-cluster', cluster, '--initial-cluster-state', 'new', '--initial-cluster-token', 'kv-bench', '--logger', 'zap', '--log-level', 'warn'];
     const c = startProcess('etcd', args, join(runDir, `etcd-${m.name}.log`));
+    pids.push(c.pid!);
     progress(`  etcd member ${m.name}: pid ${c.pid}, client ${m.client}\n`);
   }
   return members.map((m) => m.client.replace('http://', ''));
 }
 
 // ------------------------------------------------------------------ the workload
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return NaN;
+  }
+}
+/** USER_HZ; 100 on every Linux we run on. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+function serverCpu(sys: System): number {
+  return sys.pids.length === 0 ? NaN : sys.pids.reduce((a, p) => a + cpuSeconds(p), 0);
+}
+
+function clientCpu(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
 
 interface Result {
   target: string;
@@ -305,6 +334,9 @@ interface Result {
   p99: number;
   p999: number;
   max: number;
+  /** CPU microseconds per measured op: the three servers together, and this client process. */
+  serverCpuUsPerOp: number;
+  clientCpuUsPerOp: number;
   firstError?: string;
 }
 
@@ -366,9 +398,13 @@ async function runOne(sys: System, addr: string, op: 'put' | 'get', c: number, o
   await sleep(o.warmupS * 1000);
   measuring = true;
   const t0 = performance.now();
+  const srv0 = serverCpu(sys);
+  const cli0 = clientCpu();
   await sleep(o.durationS * 1000);
   done = true;
   const elapsed = (performance.now() - t0) / 1000;
+  const srvCpu = serverCpu(sys) - srv0;
+  const cliCpu = clientCpu() - cli0;
   await Promise.all(workers);
   clearInterval(ticker);
   for (const ch of chans) ch.close();
@@ -385,6 +421,8 @@ async function runOne(sys: System, addr: string, op: 'put' | 'get', c: number, o
     p99: percentile(sorted, 0.99),
     p999: percentile(sorted, 0.999),
     max: sorted.length ? sorted[sorted.length - 1]! : NaN,
+    serverCpuUsPerOp: (srvCpu * 1e6) / sorted.length,
+    clientCpuUsPerOp: (cliCpu * 1e6) / sorted.length,
   };
   if (firstError) r.firstError = firstError;
   progress(`\r  ${sys.name} ${op} C=${c}: ${r.opsPerSec.toFixed(0)} ops/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${errors ? `, ${errors} errors (${firstError})` : ''}        \n`);
@@ -398,13 +436,13 @@ function fmt(n: number, d = 2): string {
 }
 
 function table(results: Result[]): string {
-  const rows: string[][] = [['target', 'op', 'C', 'chans', 'ops/s', 'p50 ms', 'p99 ms', 'p999 ms', 'errors']];
-  for (const r of results) rows.push([r.target, r.op, String(r.c), String(r.channels), fmt(r.opsPerSec, 0), fmt(r.p50), fmt(r.p99), fmt(r.p999), String(r.errors)]);
-  const ratios: string[][] = [['op', 'C', 'ops/s ours/etcd', 'p50 ours/etcd', 'p99 ours/etcd', 'p999 ours/etcd']];
+  const rows: string[][] = [['target', 'op', 'C', 'chans', 'ops/s', 'p50 ms', 'p99 ms', 'p999 ms', 'errors', 'srv cpu us/op', 'cli cpu us/op']];
+  for (const r of results) rows.push([r.target, r.op, String(r.c), String(r.channels), fmt(r.opsPerSec, 0), fmt(r.p50), fmt(r.p99), fmt(r.p999), String(r.errors), fmt(r.serverCpuUsPerOp, 0), fmt(r.clientCpuUsPerOp, 0)]);
+  const ratios: string[][] = [['op', 'C', 'ops/s ours/etcd', 'p50 ours/etcd', 'p99 ours/etcd', 'p999 ours/etcd', 'srv cpu/op ours/etcd']];
   for (const ours of results.filter((r) => r.target === 'raftkv')) {
     const theirs = results.find((r) => r.target === 'etcd' && r.op === ours.op && r.c === ours.c);
     if (!theirs) continue;
-    ratios.push([ours.op, String(ours.c), fmt(ours.opsPerSec / theirs.opsPerSec), fmt(ours.p50 / theirs.p50), fmt(ours.p99 / theirs.p99), fmt(ours.p999 / theirs.p999)]);
+    ratios.push([ours.op, String(ours.c), fmt(ours.opsPerSec / theirs.opsPerSec), fmt(ours.p50 / theirs.p50), fmt(ours.p99 / theirs.p99), fmt(ours.p999 / theirs.p999), fmt(ours.serverCpuUsPerOp / theirs.serverCpuUsPerOp)]);
   }
   const render = (t: string[][]): string => {
     const w = t[0]!.map((_, i) => Math.max(...t.map((r) => r[i]!.length)));
@@ -462,6 +500,7 @@ function chart(results: Result[], title: string): string {
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
+  const load0 = loadavg()[0]!;
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const runDir = join(o.out, 'run');
   rmSync(runDir, { recursive: true, force: true });
@@ -478,8 +517,14 @@ async function main(): Promise<void> {
   }
   const systems: System[] = [];
   progress(`kv-bench: starting clusters (data and logs under ${runDir})\n`);
-  if (o.targets.includes('raftkv')) systems.push(raftkvSystem(o.raftkvEndpoints ?? startRaftkv(o, runDir)));
-  if (o.targets.includes('etcd')) systems.push(etcdSystem(o.etcdEndpoints ?? startEtcd(runDir)));
+  if (o.targets.includes('raftkv')) {
+    const pids: number[] = [];
+    systems.push(raftkvSystem(o.raftkvEndpoints ?? startRaftkv(o, runDir, pids), pids));
+  }
+  if (o.targets.includes('etcd')) {
+    const pids: number[] = [];
+    systems.push(etcdSystem(o.etcdEndpoints ?? startEtcd(runDir, pids), pids));
+  }
   const leaders = new Map<System, string>();
   for (const s of systems) {
     leaders.set(s, await s.leader());
@@ -502,7 +547,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  const meta = `value ${o.valueBytes} B, ${o.keys} keys, ${o.durationS} s (+${o.warmupS} s warmup), ${o.workersPerChannel} workers per channel`;
+  const meta = `${cpus().length} CPUs, 1-min load average ${load0.toFixed(1)} at start and ${loadavg()[0]!.toFixed(1)} at end; value ${o.valueBytes} B, ${o.keys} keys, ${o.durationS} s (+${o.warmupS} s warmup), ${o.workersPerChannel} workers per channel`;
   console.log(`\n${meta}\n${table(results)}`);
   mkdirSync(o.out, { recursive: true });
   const base = join(o.out, `kv-bench-${o.ops.join('-')}-${stamp}`);
