@@ -61,6 +61,17 @@ describe('fault injection against real processes', () => {
     expect(r.counts['txn']!.ok, explain(r)).toBeGreaterThan(50);
   }, 90_000);
 
+  it('reports the stale reads of --consistency stale under a leader-isolating partition', async () => {
+    // Readers pinned to the isolated old leader see its frozen state while the majority moves on.
+    let last: RunResult | undefined;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      last = await run({ workload: 'register', nemeses: ['partition'], partitionKinds: ['isolate-leader'], consistency: 'stale', seed: 31 + attempt, nemesisIntervalS: 2 });
+      if (last.valid === false) break;
+    }
+    expect(last!.valid, explain(last!)).toBe(false);
+    expect(last!.checks[0]!.explanations.join('\n')).toMatch(/cannot linearize read/);
+  }, 200_000);
+
   it('catches a planted bug: a client serving reads from a stale cache', async () => {
     // Probabilistic (the stale value must be observably stale): bounded retries with new seeds.
     let last: RunResult | undefined;
