@@ -56,7 +56,7 @@ function program(): Command {
     .option('--rate <ops/s>', 'target ops/s over all workers', positive('--rate'), 200)
     .option('--nodes <n>', 'cluster size', int('--nodes', 1, 9), 3)
     .option('--seed <n>', 'seed of every random choice (default: random)', int('--seed', 0, 2 ** 31 - 1))
-    .addOption(new Option('--consistency <mode>', 'read consistency of the workload reads').choices([...CONSISTENCIES]).default('linearizable'))
+    .addOption(new Option('--consistency <mode>', 'read consistency of the workload reads (refused with "not built yet" if the server answers UNIMPLEMENTED)').choices([...CONSISTENCIES]).default('linearizable'))
     .option('--tick-ms <ms>', 'kvd --tick-ms (election timeout is 10 ticks)', int('--tick-ms', 5, 1000), 50)
     .option('--op-timeout-ms <ms>', 'deadline of one client op', int('--op-timeout-ms', 50, 60_000), 1500)
     .option('--nemesis-interval <s>', 'mean quiet gap and mean fault window', positive('--nemesis-interval'), 5)
