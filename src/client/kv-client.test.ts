@@ -184,8 +184,11 @@ describe('bad input', () => {
     // framing more) does not: refused by the maxRequestBytes check before proposing.
     const limit = 2 * 1024 * 1024;
     const fixed = 700_000;
+    // The SDK attaches an idempotency key; fix it so the request's size is known exactly.
+    const idempotencyKey = { clientId: 'size-test', seq: 1 };
     const txnOf = (n: number) => ({
       success: [fixed, fixed, n].map((size, i) => ({ requestPut: { key: Buffer.from(`k${i}`), value: new Uint8Array(size) } })),
+      idempotencyKey,
     });
     const txnType = kvType('TxnRequest');
     // The largest third value whose TxnRequest still fits the gRPC limit (binary search).
@@ -199,7 +202,7 @@ describe('bad input', () => {
     const n = lo;
     expect(encodeCommand({ txn: txnOf(n) }).length).toBeGreaterThan(limit);
     const e3 = await expectCode(
-      client.txn({ success: [fixed, fixed, n].map((size, i) => ({ put: { key: `k${i}`, value: new Uint8Array(size) } })) }),
+      client.txn({ success: [fixed, fixed, n].map((size, i) => ({ put: { key: `k${i}`, value: new Uint8Array(size) } })) }, { idempotencyKey }),
       StatusCode.RESOURCE_EXHAUSTED,
     );
     expect(e3.details).toMatch(/maxRequestBytes/);

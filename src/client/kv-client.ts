@@ -4,19 +4,23 @@
 // hinted address even when it is not in `endpoints`), bounds every call by a deadline and
 // retries with exponential backoff + full jitter only where a retry cannot apply a write twice.
 //
-// Retry safety (until idempotency keys exist, a later issue):
-//   - Reads (get, range, status, members) are retried on UNAVAILABLE: running them twice is harmless.
-//   - Writes (put, delete, txn, member changes, leader transfer) are retried ONLY when the
-//     server definitely did not apply them: the server says so with the trailing metadata
+// Retry safety:
+//   - Reads (get, range, status, members) are retried on UNAVAILABLE and on a timed-out attempt
+//     (each attempt has its own deadline, attemptTimeoutMs, inside the call's): harmless twice.
+//   - put, delete, txn and add carry an idempotency key {clientId, seq} (one per logical
+//     write, the same bytes on every retry), so they are retried on UNAVAILABLE and timeouts
+//     too: the server's exactly-once table returns the first result instead of applying again.
+//     "idempotency key expired" / "reused" (FAILED_PRECONDITION) are final.
+//   - Writes without a key (member changes, leader transfer, compact) are retried ONLY when the
+//     server definitely did not apply them: it says so with the trailing metadata
 //     `x-raftkv-not-applied: 1` (refused before proposing: not the leader, shutting down,
 //     too many pending proposals; or the proposal's log slot went to another leader's entry),
 //     or grpc-js never sent the request ("No connection established"), or the client raised
-//     the error itself before sending (no leader known).
-//   - A write is NEVER retried after DEADLINE_EXCEEDED, a dropped connection or any other
-//     error: the outcome is unknown (the entry may still commit), and a blind retry could
-//     apply it twice. Such errors reach the caller, who must decide (e.g. read back).
+//     the error itself before sending (no leader known). After DEADLINE_EXCEEDED or a dropped
+//     connection the outcome is unknown and reaches the caller.
 // Anything without the marker counts as "maybe applied"; message text is never parsed.
 
+import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import {
   CompareResult,
@@ -60,6 +64,29 @@ export interface KvClientOptions {
   maxBackoffMs?: number;
   /** Deadline of each Status call during leader discovery (capped by the call's). Default 1000 ms. */
   discoveryTimeoutMs?: number;
+  /**
+   * Identifies this client's writes in the server's exactly-once table; every put, delete,
+   * txn and add carries {clientId, seq}. Default: a random UUID per KvClient. Reuse one only
+   * with a seq you persist yourself (pass `idempotencyKey` per call).
+   */
+  clientId?: string;
+  /**
+   * Deadline of ONE attempt of a read or a keyed write, so a hung attempt is retried before the
+   * call's deadline (capped by it). Default 2000 ms.
+   */
+  attemptTimeoutMs?: number;
+}
+
+/** Makes a retried write exactly-once: the server returns the first result for a repeated key. */
+export interface IdempotencyKey {
+  clientId: string;
+  /** >= 1; one per logical write, the same on every retry of it. */
+  seq: number;
+}
+
+export interface WriteOptions extends CallOptions {
+  /** Default: {this client's clientId, next seq}. Pass your own to dedupe across restarts. */
+  idempotencyKey?: IdempotencyKey;
 }
 
 export interface CallOptions {
@@ -143,7 +170,7 @@ export class KvClientError extends Error {
   }
 }
 
-export interface PutOptions extends CallOptions {
+export interface PutOptions extends WriteOptions {
   /** Return the previous key-value, if any. */
   prevKv?: boolean;
 }
@@ -159,7 +186,7 @@ export interface GetResult {
   header: ReadHeader;
 }
 
-export interface DeleteOptions extends CallOptions {
+export interface DeleteOptions extends WriteOptions {
   /** Delete [key, rangeEnd); "\0" = every key >= key. */
   rangeEnd?: Bytes;
   /** Delete every key starting with `key` (overrides rangeEnd). */
@@ -239,7 +266,7 @@ export interface CompactResult {
   compactRevision: number;
 }
 
-export interface AddOptions extends CallOptions {
+export interface AddOptions extends WriteOptions {
   /** The new value must be >= min. */
   min?: number;
   /** The new value must be <= max. */
@@ -285,11 +312,13 @@ export interface MemberAddResult {
 }
 
 type ServiceName = 'KV' | 'Cluster' | 'Admin';
-type OpKind = 'read' | 'write';
+/** read: retry freely. write: retry only if certainly not applied. keyed-write: carries an idempotency key, so any retry is safe. */
+type OpKind = 'read' | 'write' | 'keyed-write';
 /** Where an operation goes: the leader (discovered), one given endpoint, or any endpoint (first, then the others on retry). */
 type Target = { to: 'leader' } | { to: 'endpoint'; addr: string } | { to: 'any' };
 
 const DEFAULT_TIMEOUT_MS = 5_000;
+const DEFAULT_ATTEMPT_TIMEOUT_MS = 2_000;
 const DEFAULT_MAX_RETRIES = 8;
 const DEFAULT_BASE_BACKOFF_MS = 25;
 const DEFAULT_MAX_BACKOFF_MS = 1_000;
@@ -495,9 +524,15 @@ export function writeDefinitelyNotApplied(e: KvClientError): boolean {
 function retryable(e: KvClientError, kind: OpKind): boolean {
   if (e.code === grpc.status.CANCELLED && e.opts.notSent) return false; // client closed
   if (kind === 'write') return writeDefinitelyNotApplied(e);
-  if (e.code === grpc.status.UNAVAILABLE) return true;
-  if (e.code === grpc.status.RESOURCE_EXHAUSTED) return e.details.startsWith('too many pending');
-  return false;
+  if (kind === 'keyed-write') {
+    // The server returns the first result for a repeated key: a retry cannot apply twice.
+    // (Refusals like "idempotency key expired/reused" are FAILED_PRECONDITION: final.)
+    if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) return true;
+    return e.code === grpc.status.RESOURCE_EXHAUSTED && (e.opts.notApplied ?? false);
+  }
+  // Reads: running one twice is harmless; a timed-out attempt (per-attempt deadline) is retried.
+  if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) return true;
+  return e.code === grpc.status.RESOURCE_EXHAUSTED && (e.opts.notApplied ?? false);
 }
 
 function sleep(ms: number): Promise<void> {
@@ -543,6 +578,9 @@ function methodDef(service: ServiceName, method: string): grpc.MethodDefinition<
 
 export class KvClient {
   private readonly endpoints: string[];
+  readonly clientId: string;
+  private writeSeq = 0;
+  private readonly attemptTimeoutMs: number;
   private readonly defaultTimeoutMs: number;
   private readonly maxRetries: number;
   private readonly baseBackoffMs: number;
@@ -562,6 +600,19 @@ export class KvClient {
     this.baseBackoffMs = opts.baseBackoffMs ?? DEFAULT_BASE_BACKOFF_MS;
     this.maxBackoffMs = opts.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS;
     this.discoveryTimeoutMs = opts.discoveryTimeoutMs ?? DEFAULT_DISCOVERY_TIMEOUT_MS;
+    this.clientId = opts.clientId ?? randomUUID();
+    if (this.clientId.length === 0 || this.clientId.length > 256) throw new TypeError('clientId must be 1..256 characters');
+    this.attemptTimeoutMs = opts.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
+  }
+
+  /** The key for the next logical write (the same object is reused by its retries). */
+  private idempotencyKeyFor(opts: WriteOptions): { clientId: string; seq: number } {
+    if (opts.idempotencyKey) {
+      const k = opts.idempotencyKey;
+      if (!k.clientId || !Number.isSafeInteger(k.seq) || k.seq < 1) throw usageError('idempotencyKey needs a non-empty clientId and an integer seq >= 1');
+      return { clientId: k.clientId, seq: k.seq };
+    }
+    return { clientId: this.clientId, seq: ++this.writeSeq };
   }
 
   /** The leader's client address as last learned (undefined until discovered). */
@@ -580,8 +631,8 @@ export class KvClient {
   // ---------------------------------------------------------------- KV
 
   async put(key: Bytes, value: Bytes, opts: PutOptions = {}): Promise<PutResult> {
-    const req = { key: toBytes(key), value: toBytes(value), prevKv: opts.prevKv ?? false };
-    const r = await this.call<RawPutResponse>('KV', 'Put', req, 'write', { to: 'leader' }, opts.timeoutMs);
+    const req = { key: toBytes(key), value: toBytes(value), prevKv: opts.prevKv ?? false, idempotencyKey: this.idempotencyKeyFor(opts) };
+    const r = await this.call<RawPutResponse>('KV', 'Put', req, 'keyed-write', { to: 'leader' }, opts.timeoutMs);
     return putResultOf(r);
   }
 
@@ -595,8 +646,9 @@ export class KvClient {
   async delete(key: Bytes, opts: DeleteOptions = {}): Promise<DeleteResult> {
     const k = toBytes(key);
     const end = rangeEndOf(k, opts.rangeEnd, opts.prefix);
-    const req = end ? { key: k, rangeEnd: end, prevKv: opts.prevKv ?? false } : { key: k, prevKv: opts.prevKv ?? false };
-    const r = await this.call<RawDeleteResponse>('KV', 'Delete', req, 'write', { to: 'leader' }, opts.timeoutMs);
+    const base = end ? { key: k, rangeEnd: end, prevKv: opts.prevKv ?? false } : { key: k, prevKv: opts.prevKv ?? false };
+    const req = { ...base, idempotencyKey: this.idempotencyKeyFor(opts) };
+    const r = await this.call<RawDeleteResponse>('KV', 'Delete', req, 'keyed-write', { to: 'leader' }, opts.timeoutMs);
     return deleteResultOf(r);
   }
 
@@ -607,13 +659,14 @@ export class KvClient {
   }
 
   /** One atomic compare-and-act: all `compare`s hold → `success` runs, else `failure`. */
-  async txn(spec: TxnSpec, opts: CallOptions = {}): Promise<TxnResult> {
+  async txn(spec: TxnSpec, opts: WriteOptions = {}): Promise<TxnResult> {
     const req = {
       compare: (spec.compare ?? []).map(compareOf),
       success: (spec.success ?? []).map((op, i) => requestOpOf(op, `success[${i}]`)),
       failure: (spec.failure ?? []).map((op, i) => requestOpOf(op, `failure[${i}]`)),
+      idempotencyKey: this.idempotencyKeyFor(opts),
     };
-    const r = await this.call<{ header?: { revision: number } | null; succeeded: boolean; responses?: ResponseOp[] }>('KV', 'Txn', req, 'write', { to: 'leader' }, opts.timeoutMs);
+    const r = await this.call<{ header?: { revision: number } | null; succeeded: boolean; responses?: ResponseOp[] }>('KV', 'Txn', req, 'keyed-write', { to: 'leader' }, opts.timeoutMs);
     return { succeeded: r.succeeded, revision: Number(r.header?.revision ?? 0), responses: (r.responses ?? []).map(responseOpOf) };
   }
 
@@ -640,8 +693,8 @@ export class KvClient {
       if (v !== undefined && !Number.isSafeInteger(v)) throw usageError(`${b} must be an integer within +-(2^53-1), got ${v}`);
     }
     if (opts.min !== undefined && opts.max !== undefined && opts.min > opts.max) throw usageError(`min ${opts.min} is greater than max ${opts.max}`);
-    const req = { key: toBytes(key), delta, min: opts.min ?? null, max: opts.max ?? null };
-    const r = await this.call<{ header?: { revision: number } | null; value?: number }>('KV', 'Counter', req, 'write', { to: 'leader' }, opts.timeoutMs);
+    const req = { key: toBytes(key), delta, min: opts.min ?? null, max: opts.max ?? null, idempotencyKey: this.idempotencyKeyFor(opts) };
+    const r = await this.call<{ header?: { revision: number } | null; value?: number }>('KV', 'Counter', req, 'keyed-write', { to: 'leader' }, opts.timeoutMs);
     return { value: Number(r.value ?? 0), revision: Number(r.header?.revision ?? 0) };
   }
 
@@ -798,7 +851,10 @@ export class KvClient {
       let addr: string | undefined;
       try {
         addr = next ?? (await this.leader(deadline));
-        const res = await this.once<Res>(addr, service, method, req, deadline);
+        // A plain write gets the whole deadline (it cannot be retried after a timeout anyway);
+        // reads and keyed writes get a shorter per-attempt deadline so a hung attempt is retried.
+        const attemptDeadline = kind === 'write' ? deadline : Math.min(deadline, Date.now() + this.attemptTimeoutMs);
+        const res = await this.once<Res>(addr, service, method, req, attemptDeadline);
         onAnswer?.(addr);
         return res;
       } catch (e) {

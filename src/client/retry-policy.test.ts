@@ -12,6 +12,8 @@ type Behaviour = (method: string, n: number) => { ok: unknown } | { err: { code:
 interface Fake {
   addr: string;
   calls: string[];
+  /** Every request received, in order. */
+  requests: Array<{ method: string; req: { idempotencyKey?: { clientId: string; seq: number } | null } }>;
   stop(): Promise<void>;
 }
 
@@ -21,10 +23,12 @@ const clients: KvClient[] = [];
 async function fake(id: number, role: 'LEADER' | 'FOLLOWER', leaderId: number, behaviour: Behaviour, members: Array<{ id: number; clientAddr: string }> = []): Promise<Fake> {
   const server = new grpc.Server();
   const calls: string[] = [];
+  const requests: Fake['requests'] = [];
   const counts = new Map<string, number>();
   const hung: Array<() => void> = [];
   const handler = (method: string) => (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
     calls.push(method);
+    requests.push({ method, req: call.request as Fake['requests'][number]['req'] });
     const n = (counts.get(method) ?? 0) + 1;
     counts.set(method, n);
     if (method === 'Status') {
@@ -52,6 +56,7 @@ async function fake(id: number, role: 'LEADER' | 'FOLLOWER', leaderId: number, b
   const f: Fake = {
     addr: `127.0.0.1:${port}`,
     calls,
+    requests,
     stop: async () => {
       for (const h of hung) h();
       server.forceShutdown();
@@ -82,28 +87,46 @@ afterEach(async () => {
 });
 
 describe('retry policy', () => {
-  it('a write that hit the deadline on the leader is not retried (outcome unknown)', async () => {
+  it('a keyed write whose attempt hangs is retried with the same idempotency key', async () => {
+    const leader = await fake(1, 'LEADER', 1, (m, n) => (m === 'Put' && n === 1 ? 'hang' : putOk));
+    const c = new KvClient({ endpoints: [leader.addr], defaultTimeoutMs: 3_000, attemptTimeoutMs: 300, baseBackoffMs: 5, maxBackoffMs: 20 });
+    clients.push(c);
+    const r = await c.put('k', 'v');
+    expect(r.revision).toBe(7);
+    const puts = leader.requests.filter((x) => x.method === 'Put');
+    expect(puts).toHaveLength(2);
+    expect(puts[0]!.req.idempotencyKey).toEqual({ clientId: c.clientId, seq: 1 });
+    expect(puts[1]!.req.idempotencyKey).toEqual(puts[0]!.req.idempotencyKey);
+    // The next logical write gets the next seq.
+    await c.put('k2', 'v');
+    expect(leader.requests.filter((x) => x.method === 'Put').at(-1)!.req.idempotencyKey!.seq).toBe(2);
+  });
+
+  it('keyed writes are retried after a server DEADLINE_EXCEEDED or any UNAVAILABLE; key refusals are final', async () => {
+    const leader = await fake(1, 'LEADER', 1, (m, n) => {
+      if (m === 'Put') return n === 1 ? { err: { code: grpc.status.DEADLINE_EXCEEDED, details: 'write not applied before the deadline; its outcome is unknown' } } : putOk;
+      if (m === 'Delete') return n === 1 ? { err: { code: grpc.status.UNAVAILABLE, details: 'Connection dropped' } } : { ok: { header: { revision: 8 }, deleted: 1 } };
+      return { err: { code: grpc.status.FAILED_PRECONDITION, details: 'idempotency key expired' } };
+    });
+    const c = client([leader.addr]);
+    expect((await c.put('k', 'v')).revision).toBe(7);
+    expect((await c.delete('k')).revision).toBe(8);
+    const e = await failure(c.txn({ success: [{ put: { key: 'k', value: 'v' } }] }));
+    expect(e.code).toBe(StatusCode.FAILED_PRECONDITION);
+    expect(e.attempts).toBe(1);
+    const keys = leader.requests.filter((x) => x.method !== 'Status').map((x) => `${x.method}:${x.req.idempotencyKey?.seq}`);
+    expect(keys).toEqual(['Put:1', 'Put:1', 'Delete:2', 'Delete:2', 'Txn:3']);
+  });
+
+  it('a write without an idempotency key (member remove) is not retried after a deadline (outcome unknown)', async () => {
     const leader = await fake(1, 'LEADER', 1, () => 'hang');
     const c = client([leader.addr], 1_500);
     const t0 = Date.now();
-    const e = await failure(c.put('k', 'v'));
+    const e = await failure(c.memberRemove(3));
     expect(e.code, e.message).toBe(StatusCode.DEADLINE_EXCEEDED);
     expect(Date.now() - t0).toBeLessThan(1_500 + 1_000);
-    expect(leader.calls.filter((m) => m === 'Put')).toHaveLength(1);
+    expect(leader.calls.filter((m) => m === 'MemberRemove')).toHaveLength(1);
     expect(e.attempts).toBe(1);
-  });
-
-  it('a server-side DEADLINE_EXCEEDED or an unrecognised UNAVAILABLE on a write is not retried', async () => {
-    const leader = await fake(1, 'LEADER', 1, (m) =>
-      m === 'Put'
-        ? { err: { code: grpc.status.DEADLINE_EXCEEDED, details: 'write not applied before the deadline; it may still commit' } }
-        : { err: { code: grpc.status.UNAVAILABLE, details: 'node is shutting down' } },
-    );
-    const c = client([leader.addr]);
-    expect((await failure(c.put('k', 'v'))).code).toBe(StatusCode.DEADLINE_EXCEEDED);
-    expect((await failure(c.delete('k'))).code).toBe(StatusCode.UNAVAILABLE);
-    expect((await failure(c.txn({ success: [{ put: { key: 'k', value: 'v' } }] }))).attempts).toBe(1);
-    expect(leader.calls.filter((m) => m !== 'Status')).toEqual(['Put', 'Delete', 'Txn']);
   });
 
   it('reads are retried on any UNAVAILABLE', async () => {
