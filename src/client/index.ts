@@ -42,5 +42,8 @@ export {
   type TxnOpSpec,
   type TxnResult,
   type TxnSpec,
+  type WriteOptions,
+  type IdempotencyKey,
 } from './kv-client.js';
 export { Session, encodeSessionToken, decodeSessionToken } from './session.js';
+export { Transaction, runTransaction, type TransactionOptions } from './transaction.js';

@@ -40,6 +40,7 @@ import {
 } from './proto.js';
 import { COMPACT_REVISION_METADATA_KEY, COUNTER_VALUE_METADATA_KEY, LEADER_ADDR_METADATA_KEY, LEADER_ID_METADATA_KEY, NOT_APPLIED_METADATA_KEY } from './proto.js';
 import { Session } from './session.js';
+import { runTransaction, type Transaction, type TransactionOptions } from './transaction.js';
 
 export { CompareResult, CompareTarget, Consistency, PartitionDirection };
 export type { FaultConfig, KeyValue, Member, ReadHeader };
@@ -618,6 +619,15 @@ export class KvClient {
   /** The leader's client address as last learned (undefined until discovered). */
   get cachedLeader(): string | undefined {
     return this.leaderAddr;
+  }
+
+  /**
+   * Runs `fn` as an optimistic interactive transaction: reads at one revision, buffered writes,
+   * committed as one server Txn comparing every key read; re-run on conflict (bounded).
+   * See transaction.ts for the guarantees.
+   */
+  transaction<T>(fn: (tx: Transaction) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+    return runTransaction(this, fn, opts);
   }
 
   /**
