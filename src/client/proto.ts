@@ -79,6 +79,8 @@ export interface KeyValue {
   createRevision: number;
   modRevision: number;
   version: number;
+  /** Attached lease (0/absent = none); current reads only. */
+  lease?: number;
 }
 
 export interface PutRequest {
@@ -86,6 +88,10 @@ export interface PutRequest {
   value: Uint8Array;
   prevKv?: boolean;
   idempotencyKey?: IdempotencyKey | null;
+  /** Attach to this lease (0/absent = none; detaches from a previous lease). */
+  lease?: number;
+  /** Apply only while this fencing token is current. */
+  fence?: Fence | null;
 }
 export interface PutResponse {
   header?: WriteHeader | null;
@@ -108,6 +114,7 @@ export interface DeleteRequest {
   rangeEnd?: Uint8Array;
   prevKv?: boolean;
   idempotencyKey?: IdempotencyKey | null;
+  fence?: Fence | null;
 }
 export interface DeleteResponse {
   header?: WriteHeader | null;
@@ -157,6 +164,7 @@ export interface TxnRequest {
   success?: RequestOp[];
   failure?: RequestOp[];
   idempotencyKey?: IdempotencyKey | null;
+  fence?: Fence | null;
 }
 export interface TxnResponse {
   header?: WriteHeader | null;
@@ -193,6 +201,10 @@ export interface Command {
   txn?: TxnRequest | null;
   compact?: CompactRequest | null;
   counter?: CounterRequest | null;
+  leaseGrant?: LeaseGrantRequest | null;
+  leaseRevoke?: LeaseRevokeRequest | null;
+  leaseExpire?: LeaseExpireCommand | null;
+  lockAcquire?: LockAcquireCommand | null;
 }
 
 export interface Member {
@@ -238,5 +250,122 @@ export function decodeCommand(data: Uint8Array): Command {
 
 /** grpc-js service definitions with protobufjs serializers; names: 'KV', 'Cluster', 'Admin'. */
 export function kvServiceDefinition(service: 'KV' | 'Cluster' | 'Admin'): grpc.ServiceDefinition {
+  return serviceDefinition(kvRoot(), `raftkv.kv.v1.${service}`);
+}
+
+// ---------------------------------------------------------------- leases, locks, elections
+// (proto/kv/v1/concurrency.proto)
+
+/** Longest lease TTL a Grant accepts, in seconds (one year); above it: OUT_OF_RANGE. */
+export const MAX_LEASE_TTL_SECONDS = 31_536_000;
+
+export interface Fence {
+  lock: Uint8Array;
+  token: number;
+}
+
+export interface LeaseGrantRequest {
+  ttl: number;
+  id?: number;
+}
+export interface LeaseGrantResponse {
+  header?: WriteHeader | null;
+  id: number;
+  ttl: number;
+}
+export interface LeaseRevokeRequest {
+  id: number;
+}
+export interface LeaseRevokeResponse {
+  header?: WriteHeader | null;
+}
+export interface LeaseKeepAliveRequest {
+  id: number;
+}
+export interface LeaseKeepAliveResponse {
+  header?: WriteHeader | null;
+  id: number;
+  ttl: number;
+}
+export interface LeaseTimeToLiveRequest {
+  id: number;
+  keys?: boolean;
+}
+export interface LeaseTimeToLiveResponse {
+  header?: WriteHeader | null;
+  id: number;
+  ttl: number;
+  grantedTtl: number;
+  keys?: Uint8Array[];
+}
+export interface LeaseExpireCommand {
+  id: number;
+}
+
+export interface LockRequest {
+  name: Uint8Array;
+  lease: number;
+}
+export interface LockResponse {
+  header?: WriteHeader | null;
+  key: Uint8Array;
+  token: number;
+}
+export interface UnlockRequest {
+  key: Uint8Array;
+}
+export interface UnlockResponse {
+  header?: WriteHeader | null;
+}
+export interface LockAcquireCommand {
+  name: Uint8Array;
+  lease: number;
+  value?: Uint8Array;
+}
+export interface LockAcquireResponse {
+  header?: WriteHeader | null;
+  key: Uint8Array;
+  token: number;
+  held: boolean;
+}
+
+export interface LeaderKey {
+  name: Uint8Array;
+  key: Uint8Array;
+  rev: number;
+  lease: number;
+}
+export interface CampaignRequest {
+  name: Uint8Array;
+  lease: number;
+  value?: Uint8Array;
+}
+export interface CampaignResponse {
+  header?: WriteHeader | null;
+  leader?: LeaderKey | null;
+}
+export interface ProclaimRequest {
+  leader?: LeaderKey | null;
+  value?: Uint8Array;
+}
+export interface ProclaimResponse {
+  header?: WriteHeader | null;
+}
+export interface LeaderRequest {
+  name: Uint8Array;
+}
+export interface LeaderResponse {
+  header?: ReadHeader | null;
+  kv?: KeyValue | null;
+}
+export interface ResignRequest {
+  leader?: LeaderKey | null;
+}
+export interface ResignResponse {
+  header?: WriteHeader | null;
+}
+
+/** grpc-js service definitions of concurrency.proto: 'Lease', 'Lock', 'Election'. */
+export function concurrencyServiceDefinition(service: 'Lease' | 'Lock' | 'Election'): grpc.ServiceDefinition {
   return serviceDefinition(kvRoot(), `raftkv.kv.v1.${service}`);
 }
