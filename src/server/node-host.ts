@@ -365,7 +365,6 @@ export class NodeHost {
   }
 
   private async handleReady(rd: Ready): Promise<void> {
-    if (process.env.KV_READY_STATS) statsTmp(rd); // STATS-TMP
     if (rd.softState) this.onSoftState(rd.softState.role, rd.softState.leader);
     // 0. A leader's appends and heartbeats go out before its own fsync (Raft thesis 10.2.1):
     //    the core counts the leader's own match only after advance() (onPersisted), so nothing
@@ -535,14 +534,4 @@ async function loadMembers(db: NodeDb, initial: PeerSpec[]): Promise<Map<NodeId,
     for (const [id, m] of JSON.parse(new TextDecoder().decode(raw)) as Array<[NodeId, MemberContext]>) members.set(id, m);
   }
   return members;
-}
-
-// STATS-TMP
-const st = { readies: 0, entries: 0, committed: 0, msgs: 0, withEntries: 0, t: performance.now() };
-function statsTmp(rd: Ready): void {
-  st.readies++; st.entries += rd.entries.length; st.committed += rd.committedEntries.length; st.msgs += rd.messages.length; if (rd.entries.length) st.withEntries++;
-  const now = performance.now();
-  if (now - st.t < 2000) return;
-  process.stderr.write(`STATS readies/s=${(st.readies / ((now - st.t) / 1000)).toFixed(0)} entries/ready-with-entries=${(st.entries / Math.max(1, st.withEntries)).toFixed(1)} committed/ready=${(st.committed / st.readies).toFixed(1)} msgs/ready=${(st.msgs / st.readies).toFixed(1)}\n`);
-  Object.assign(st, { readies: 0, entries: 0, committed: 0, msgs: 0, withEntries: 0, t: now });
 }
