@@ -75,12 +75,21 @@ describe('KvStateMachine', () => {
 
   it('commits data and applied index in one batch, and never applies an entry twice', async () => {
     const { sm, db } = await fresh();
-    const batches: unknown[][] = [];
-    const orig = db.batch.bind(db) as (ops: unknown[], o: unknown) => Promise<void>;
-    (db as unknown as { batch: unknown }).batch = (ops: unknown[], o: unknown) => (batches.push(ops), orig(ops, o));
+    // Writes go through chained batches (storage/node-db.ts writeBatch): record each written one.
+    const batches: { key: Uint8Array }[][] = [];
+    const orig = db.batch.bind(db) as () => { put(k: Uint8Array, v: Uint8Array): unknown; del(k: Uint8Array): unknown; write(o?: unknown): Promise<void> };
+    (db as unknown as { batch: unknown }).batch = () => {
+      const real = orig();
+      const ops: { key: Uint8Array }[] = [];
+      return {
+        put: (k: Uint8Array, v: Uint8Array) => (ops.push({ key: k }), real.put(k, v)),
+        del: (k: Uint8Array) => (ops.push({ key: k }), real.del(k)),
+        write: (o?: unknown) => (batches.push(ops), real.write(o)),
+      };
+    };
     await sm.applyEntries(entries([put('a', '1'), put('b', '2')]));
     expect(batches).toHaveLength(1);
-    const keys = (batches[0] as { key: Uint8Array }[]).map((op) => str(op.key.subarray(0, 2)));
+    const keys = batches[0]!.map((op) => str(op.key.subarray(0, 2)));
     expect(keys).toContain('sm'); // the meta (applied index) key
     expect(keys.filter((k) => k === 'sk')).toHaveLength(2);
     // Replaying after a "crash" (the log re-delivers 1..3): 1 and 2 are skipped.
@@ -93,7 +102,7 @@ describe('KvStateMachine', () => {
   it('a failed batch write leaves neither data nor applied index', async () => {
     const { sm, db } = await fresh();
     await sm.applyEntries(entries([put('a', '1')]));
-    (db as unknown as { batch: unknown }).batch = () => Promise.reject(new Error('disk on fire'));
+    (db as unknown as { batch: unknown }).batch = () => ({ put() {}, del() {}, write: () => Promise.reject(new Error('disk on fire')) });
     await expect(sm.applyEntries(entries([put('a', '2')], 2))).rejects.toThrow('disk on fire');
     expect(sm.appliedIndex()).toBe(1);
     expect(str(sm.get(b('a'))!.value)).toBe('1');

@@ -9,8 +9,9 @@
 
 import { decodeCommand, type Command, type IdempotencyKey, type KeyValue, type RangeRequest, type RangeResponse } from '../client/proto.js';
 import { EntryType, type Entry } from '../raft/index.js';
-import type { BatchOp, NodeDb } from '../storage/node-db.js';
+import { writeBatch, type BatchOp, type NodeDb } from '../storage/node-db.js';
 import { CompactedError, ConcurrentApplyError, FutureRevisionError } from './errors.js';
+import { readChanges, type ChangeEvent } from './history-reader.js';
 import { DedupTable, DEFAULT_DEDUP_POLICY, idempotencyKeyProblem, requestHash, type DedupPolicy, type RejectReason, type StoredResult } from './dedup.js';
 import { doRange, executeCommand, InvalidCommandError, RejectedCommandError, validateCommand, type CommandResponse } from './execute.js';
 import { COMPACT_KEY, decodeMeta, decodeRecord, decodeU64, encodeMeta, encodeU64, latestKey, META_KEY, SM_KEY_END, SM_KEY_MIN, type Meta } from './keys.js';
@@ -121,6 +122,12 @@ export class KvStateMachine {
     return new KvStateMachine(db, meta, rawCompact ? decodeU64(rawCompact, 'compacted revision') : 0, dedup, opts);
   }
 
+  /** Changes with revision in [from, to] for watches (see history-reader.ts); from must be above the compacted revision. */
+  changes(fromRevision: number, toRevision: number, maxEvents: number): Promise<ChangeEvent[]> {
+    if (fromRevision <= this.compactRev) throw new CompactedError(fromRevision, this.compactRev + 1);
+    return readChanges(this.db, fromRevision, toRevision, maxEvents);
+  }
+
   /** Reads below this revision are refused (0 = nothing compacted). */
   compactRevision(): number {
     return this.compactRev;
@@ -182,7 +189,7 @@ export class KvStateMachine {
       const meta: Meta = { appliedIndex: st.appliedIndex, appliedTerm: st.appliedTerm, revision: st.revision };
       view.push({ type: 'put', key: META_KEY, value: encodeMeta(meta) });
       for (const op of opts.extraOps ?? []) view.push(op);
-      await this.db.batch(view.ops, { sync: opts.sync ?? false });
+      await writeBatch(this.db, view.ops, opts.sync ?? false);
       this.meta = meta;
       this.compactRev = st.compactRevision;
       this.dedup.commit();

@@ -18,7 +18,7 @@ import {
 import { limitSize } from '../raft/storage.js';
 import { CorruptRecordError } from './codec-bytes.js';
 import { StorageCorruptionError, StorageUsageError } from './errors.js';
-import type { BatchOp, NodeDb } from './node-db.js';
+import { writeBatch, type BatchOp, type NodeDb } from './node-db.js';
 import * as K from './raft-keys.js';
 
 /** What one Ready asks to persist (a subset of the core's Ready). */
@@ -156,7 +156,7 @@ export class LevelRaftStorage implements Storage {
       if (rd.entries.length > 0) ents = this.appendOps(ents, rd.entries, ops);
       if (rd.hardState) ops.push({ type: 'put', key: K.HARD_STATE_KEY, value: K.encodeHardState(rd.hardState) });
       for (const op of extraOps) ops.push(op);
-      if (ops.length > 0) await this.db.batch(ops, { sync: true });
+      if (ops.length > 0) await writeBatch(this.db, ops, true);
       // Only now is it durable: publish to the core's view.
       this.ents = ents;
       this.snapMeta = snapMeta;
