@@ -371,6 +371,13 @@ export class NodeHost {
     //    commits on an entry that lives only in the leader's memory. Only when term and vote are
     //    already durable; everything else (acks, votes, snapshots) waits for the save.
     const messages = this.sendEarlyLeaderMessages(rd);
+    // When no message waits for this Ready's fsync (a leader's went out above) and the committed
+    // entries are already durable here (from earlier Readies), apply them first: the clients get
+    // their answers without waiting for this fsync (usually just the new commit index). The
+    // apply batch is unsynced and carries its applied index; a crash before the synced batch
+    // below leaves applied > the durable commit index, which start-up handles (min of both).
+    const appliedFirst = messages.length === 0 && this.canApplyEarly(rd);
+    if (appliedFirst) await this.apply(rd.committedEntries);
     // 1. Persist (a received snapshot replaces the state machine in the same batch).
     let restore: Awaited<ReturnType<KvStateMachine['prepareRestore']>> | undefined;
     if (rd.snapshot) restore = await this.sm.prepareRestore(rd.snapshot.data);
@@ -381,7 +388,7 @@ export class NodeHost {
     await this.fillSnapshots(messages);
     if (messages.length > 0) this.transport.send(messages);
     // 3. Apply.
-    if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
+    if (!appliedFirst && rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
     // 4. Read states.
     for (const rs of rd.readStates) {
       const w = this.reads.get(this.dec.decode(rs.requestCtx));
@@ -390,6 +397,13 @@ export class NodeHost {
     this.rawNode.advance(rd);
     this.serveReads();
     await this.maybeSnapshot();
+  }
+
+  private canApplyEarly(rd: Ready): boolean {
+    const ents = rd.committedEntries;
+    if (ents.length === 0 || rd.snapshot || ents[ents.length - 1]!.index > this.storage.lastIndex()) return false;
+    for (const e of ents) if (e.type === EntryType.ConfChange) return false;
+    return true;
   }
 
   /** Sends a leader's App/Heartbeat messages now (see handleReady); returns the rest. */
