@@ -11,7 +11,6 @@ import { decodeCommand, type Command, type IdempotencyKey, type KeyValue, type R
 import { EntryType, type Entry } from '../raft/index.js';
 import { writeBatch, type BatchOp, type NodeDb } from '../storage/node-db.js';
 import { CompactedError, ConcurrentApplyError, FutureRevisionError } from './errors.js';
-import { readChanges, type ChangeEvent } from './history-reader.js';
 import { DedupTable, DEFAULT_DEDUP_POLICY, idempotencyKeyProblem, requestHash, type DedupPolicy, type RejectReason, type StoredResult } from './dedup.js';
 import { doRange, executeCommand, InvalidCommandError, RejectedCommandError, validateCommand, type CommandResponse } from './execute.js';
 import { COMPACT_KEY, decodeMeta, decodeRecord, decodeU64, encodeMeta, encodeU64, latestKey, META_KEY, SM_KEY_END, SM_KEY_MIN, type Meta } from './keys.js';
@@ -120,12 +119,6 @@ export class KvStateMachine {
     const dedup = await DedupTable.load(db, policy);
     const meta = raw ? decodeMeta(raw) : { appliedIndex: 0, appliedTerm: 0, revision: 0 };
     return new KvStateMachine(db, meta, rawCompact ? decodeU64(rawCompact, 'compacted revision') : 0, dedup, opts);
-  }
-
-  /** Changes with revision in [from, to] for watches (see history-reader.ts); from must be above the compacted revision. */
-  changes(fromRevision: number, toRevision: number, maxEvents: number): Promise<ChangeEvent[]> {
-    if (fromRevision <= this.compactRev) throw new CompactedError(fromRevision, this.compactRev + 1);
-    return readChanges(this.db, fromRevision, toRevision, maxEvents);
   }
 
   /** Reads below this revision are refused (0 = nothing compacted). */
