@@ -60,7 +60,18 @@ export const DEFAULT_DEDUP_POLICY: DedupPolicy = {
 /** Longest client_id accepted, in UTF-8 bytes. */
 export const MAX_CLIENT_ID_BYTES = 256;
 
-export type RejectReason = 'idempotency-key-expired' | 'idempotency-key-reused' | 'compacted' | 'future-revision' | 'not-a-counter' | 'counter-overflow';
+export type RejectReason =
+  | 'idempotency-key-expired'
+  | 'idempotency-key-reused'
+  | 'compacted'
+  | 'future-revision'
+  | 'not-a-counter'
+  | 'counter-overflow'
+  // leases, locks (leases.ts, locks.ts)
+  | 'lease-not-found'
+  | 'lease-exists'
+  | 'lease-ttl-too-large'
+  | 'stale-fencing-token';
 
 /** A result worth storing under a key: what the first apply answered. */
 export type StoredResult = CommandResponse | { kind: 'invalid'; error: string } | { kind: 'rejected'; reason: RejectReason; error: string };
@@ -110,8 +121,13 @@ const RESPONSE_TYPES: Record<CommandResponse['kind'], string> = {
   txn: 'TxnResponse',
   counter: 'CounterResponse',
   compact: 'CompactResponse',
+  'lease-grant': 'LeaseGrantResponse',
+  'lease-revoke': 'LeaseRevokeResponse',
+  'lease-expire': 'LeaseRevokeResponse',
+  'lock-acquire': 'LockAcquireResponse',
 };
-const TAGS = ['put', 'delete', 'txn', 'counter', 'compact', 'invalid', 'rejected'] as const;
+// Append only: a stored result's tag is its index here.
+const TAGS = ['put', 'delete', 'txn', 'counter', 'compact', 'invalid', 'rejected', 'lease-grant', 'lease-revoke', 'lease-expire', 'lock-acquire'] as const;
 
 const types = new Map<string, protobuf.Type>();
 function typeOf(name: string): protobuf.Type {

@@ -4,6 +4,11 @@
 
 import type {
   Command,
+  Fence,
+  LeaseGrantResponse,
+  LeaseRevokeResponse,
+  LockAcquireCommand,
+  LockAcquireResponse,
   Compare,
   CompactResponse,
   CounterRequest,
@@ -24,6 +29,8 @@ import { CompareResult, CompareTarget } from '../client/proto.js';
 import { compareBytes } from '../storage/codec-bytes.js';
 import type { RejectReason } from './dedup.js';
 import { EventKind, type KvRecord } from './keys.js';
+import { LeaseRejection, LeaseTable } from './leases.js';
+import { contenderKey, fenceHolds, lockHolder } from './locks.js';
 import type { KeyRecord, PendingView } from './pending-view.js';
 
 /** Upper bound on kvs one range returns when the request sets no (or a larger) limit. */
@@ -35,6 +42,7 @@ class WriteContext {
   constructor(
     readonly view: PendingView,
     readonly revision: number,
+    readonly leases: LeaseTable,
   ) {}
   get wrote(): boolean {
     return this.sub > 0;
@@ -46,24 +54,97 @@ export type CommandResponse =
   | { kind: 'delete'; response: DeleteResponse }
   | { kind: 'txn'; response: TxnResponse }
   | { kind: 'counter'; response: CounterResponse }
-  | { kind: 'compact'; response: CompactResponse };
+  | { kind: 'compact'; response: CompactResponse }
+  | { kind: 'lease-grant'; response: LeaseGrantResponse }
+  | { kind: 'lease-revoke'; response: LeaseRevokeResponse }
+  /** The leader's expiry of a lease (a no-op if it was already gone). */
+  | { kind: 'lease-expire'; response: LeaseRevokeResponse }
+  | { kind: 'lock-acquire'; response: LockAcquireResponse };
+
+/** What a command needs beyond the view: the lease table and the entry's log index. */
+export interface ExecuteContext {
+  leases: LeaseTable;
+  entryIndex: number;
+}
 
 /**
  * Executes a put, delete, txn or counter `cmd` at `nextRevision` (used only if it writes).
  * Returns the response and whether it wrote. (Compaction is run by the state machine itself.)
  */
-export async function executeCommand(view: PendingView, cmd: Command, nextRevision: number): Promise<{ result: CommandResponse; wrote: boolean }> {
+export async function executeCommand(
+  view: PendingView,
+  cmd: Command,
+  nextRevision: number,
+  ctx: ExecuteContext = { leases: new LeaseTable(), entryIndex: 0 },
+): Promise<{ result: CommandResponse; wrote: boolean }> {
   validateCommand(cmd);
-  const w = new WriteContext(view, nextRevision);
+  const w = new WriteContext(view, nextRevision, ctx.leases);
+  const fence = cmd.put?.fence ?? cmd.delete?.fence ?? cmd.txn?.fence;
+  if (fence) await checkFence(view, fence);
   let result: CommandResponse;
-  if (cmd.put) result = { kind: 'put', response: doPut(w, cmd.put) };
-  else if (cmd.delete) result = { kind: 'delete', response: await doDelete(w, cmd.delete) };
-  else if (cmd.txn) result = { kind: 'txn', response: await doTxn(w, cmd.txn) };
-  else if (cmd.counter) result = { kind: 'counter', response: doCounter(w, cmd.counter) };
-  else throw new InvalidCommandError('command has no operation');
-  const revision = w.wrote ? nextRevision : nextRevision - 1;
+  let revokeWrote = false;
+  try {
+    if (cmd.put) {
+      checkLease(w, cmd.put.lease);
+      result = { kind: 'put', response: doPut(w, cmd.put) };
+    } else if (cmd.delete) result = { kind: 'delete', response: await doDelete(w, cmd.delete) };
+    else if (cmd.txn) result = { kind: 'txn', response: await doTxn(w, cmd.txn) };
+    else if (cmd.counter) result = { kind: 'counter', response: doCounter(w, cmd.counter) };
+    else if (cmd.leaseGrant) result = { kind: 'lease-grant', response: ctx.leases.grant(view, cmd.leaseGrant, ctx.entryIndex, nextRevision - 1) };
+    else if (cmd.leaseRevoke) {
+      const r = ctx.leases.revoke(view, Number(cmd.leaseRevoke.id ?? 0), nextRevision);
+      revokeWrote = r.wrote;
+      result = { kind: 'lease-revoke', response: r.response };
+    } else if (cmd.leaseExpire) {
+      const id = Number(cmd.leaseExpire.id ?? 0);
+      if (ctx.leases.has(id)) {
+        const r = ctx.leases.revoke(view, id, nextRevision);
+        revokeWrote = r.wrote;
+        result = { kind: 'lease-expire', response: r.response };
+      } else result = { kind: 'lease-expire', response: {} };
+    } else if (cmd.lockAcquire) result = { kind: 'lock-acquire', response: await doLockAcquire(w, cmd.lockAcquire) };
+    else throw new InvalidCommandError('command has no operation');
+  } catch (err) {
+    if (err instanceof LeaseRejection) {
+      if (err.reason === 'invalid') throw new InvalidCommandError(err.message);
+      throw new RejectedCommandError(err.reason, err.message);
+    }
+    throw err;
+  }
+  const wrote = w.wrote || revokeWrote;
+  const revision = wrote ? nextRevision : nextRevision - 1;
   result.response.header = { revision };
-  return { result, wrote: w.wrote };
+  return { result, wrote };
+}
+
+/** A guarded write applies only while its lock is held with exactly its token. */
+async function checkFence(view: PendingView, fence: Fence): Promise<void> {
+  const name = fence.lock ?? new Uint8Array(0);
+  const token = Number(fence.token ?? 0);
+  if (await fenceHolds(view, name, token)) return;
+  const holder = await lockHolder(view, name);
+  const now = holder ? `the lock is now held with token ${holder.record.createRevision}` : 'the lock is not held now';
+  throw new RejectedCommandError('stale-fencing-token', `stale fencing token ${token} for lock "${dec.decode(name)}": ${now}; nothing changed`);
+}
+
+/** A put naming a lease needs the lease to exist (checked before any effect). */
+function checkLease(w: WriteContext, lease: number | null | undefined): void {
+  const id = Number(lease ?? 0);
+  if (id !== 0 && !w.leases.has(id)) throw new RejectedCommandError('lease-not-found', `lease ${id} not found`);
+}
+
+/** Joins the queue of lock/election `name` (idempotent per lease); reports whether it holds now. */
+async function doLockAcquire(w: WriteContext, req: LockAcquireCommand): Promise<LockAcquireResponse> {
+  const lease = Number(req.lease ?? 0);
+  checkLease(w, lease);
+  const key = contenderKey(req.name, lease);
+  let rec = w.view.get(key);
+  if (!rec) {
+    doPut(w, { key, value: req.value ?? new Uint8Array(0), lease });
+    rec = w.view.get(key)!;
+  }
+  const holder = await lockHolder(w.view, req.name);
+  return { key, token: rec.createRevision, held: holder !== undefined && holder.record.createRevision === rec.createRevision };
 }
 
 /** A command every replica rejects the same way (e.g. empty key); the entry applies as a no-op. */
@@ -108,6 +189,7 @@ function doPut(w: WriteContext, req: PutRequest): PutResponse {
   };
   w.view.put(key, record);
   w.view.recordEvent(w.revision, w.sub++, EventKind.Put, key, record);
+  w.leases.setKeyLease(w.view, key, Number(req.lease ?? 0));
   const res: PutResponse = {};
   if (req.prevKv && prev) res.prevKv = toKeyValue(key, prev);
   return res;
@@ -167,6 +249,7 @@ async function doDelete(w: WriteContext, req: DeleteRequest): Promise<DeleteResp
   const res: DeleteResponse = { deleted: victims.length };
   if (req.prevKv) res.prevKvs = victims.map((v) => toKeyValue(v.key, v.record));
   for (const v of victims) {
+    w.leases.setKeyLease(w.view, v.key, 0);
     w.view.del(v.key);
     w.view.recordEvent(w.revision, w.sub++, EventKind.Delete, v.key, undefined);
   }
@@ -212,6 +295,7 @@ function compareHolds(view: PendingView, c: Compare): boolean {
 async function doTxn(w: WriteContext, req: TxnRequest): Promise<TxnResponse> {
   const succeeded = (req.compare ?? []).every((c) => compareHolds(w.view, c));
   const ops: RequestOp[] = (succeeded ? req.success : req.failure) ?? [];
+  for (const op of ops) if (op.requestPut) checkLease(w, op.requestPut.lease);
   const responses: ResponseOp[] = [];
   for (const op of ops) {
     if (op.requestPut) responses.push({ responsePut: doPut(w, op.requestPut) });
@@ -234,8 +318,37 @@ async function doTxn(w: WriteContext, req: TxnRequest): Promise<TxnResponse> {
  * all (execution itself then cannot fail half-way through a txn).
  */
 export function validateCommand(cmd: Command): void {
-  const n = (cmd.put ? 1 : 0) + (cmd.delete ? 1 : 0) + (cmd.txn ? 1 : 0) + (cmd.counter ? 1 : 0) + (cmd.compact ? 1 : 0);
+  const n =
+    (cmd.put ? 1 : 0) +
+    (cmd.delete ? 1 : 0) +
+    (cmd.txn ? 1 : 0) +
+    (cmd.counter ? 1 : 0) +
+    (cmd.compact ? 1 : 0) +
+    (cmd.leaseGrant ? 1 : 0) +
+    (cmd.leaseRevoke ? 1 : 0) +
+    (cmd.leaseExpire ? 1 : 0) +
+    (cmd.lockAcquire ? 1 : 0);
   if (n !== 1) throw new InvalidCommandError(`command must hold exactly one operation, has ${n}`);
+  for (const lease of [cmd.put?.lease, ...(cmd.txn?.success ?? []).map((o) => o.requestPut?.lease), ...(cmd.txn?.failure ?? []).map((o) => o.requestPut?.lease)]) {
+    const id = Number(lease ?? 0);
+    if (!Number.isSafeInteger(id) || id < 0) throw new InvalidCommandError(`lease id must be a non-negative integer below 2^53, got ${String(lease)}`);
+  }
+  const fence = cmd.put?.fence ?? cmd.delete?.fence ?? cmd.txn?.fence;
+  if (fence) {
+    if (!fence.lock || fence.lock.length === 0) throw new InvalidCommandError('fence lock name must not be empty');
+    const t = Number(fence.token ?? 0);
+    if (!Number.isSafeInteger(t) || t < 1) throw new InvalidCommandError(`fencing token must be a positive integer, got ${String(fence.token)}`);
+  }
+  if (cmd.lockAcquire) {
+    if (!cmd.lockAcquire.name || cmd.lockAcquire.name.length === 0) throw new InvalidCommandError('lock name must not be empty');
+    const lease = Number(cmd.lockAcquire.lease ?? 0);
+    if (!Number.isSafeInteger(lease) || lease < 1) throw new InvalidCommandError(`a lock needs a lease (a positive id), got ${String(cmd.lockAcquire.lease)}`);
+  }
+  for (const id of [cmd.leaseRevoke?.id, cmd.leaseExpire?.id]) {
+    if (id === undefined || id === null) continue;
+    const n2 = Number(id);
+    if (!Number.isSafeInteger(n2) || n2 < 1) throw new InvalidCommandError(`lease id must be a positive integer below 2^53, got ${String(id)}`);
+  }
   if (cmd.put) requireKey(cmd.put.key);
   if (cmd.delete) requireKey(cmd.delete.key);
   if (cmd.counter) validateCounter(cmd.counter);

@@ -15,6 +15,8 @@ import { DedupTable, DEFAULT_DEDUP_POLICY, idempotencyKeyProblem, requestHash, t
 import { doRange, executeCommand, InvalidCommandError, RejectedCommandError, validateCommand, type CommandResponse } from './execute.js';
 import { COMPACT_KEY, decodeMeta, decodeRecord, decodeU64, encodeMeta, encodeU64, latestKey, META_KEY, SM_KEY_END, SM_KEY_MIN, type Meta } from './keys.js';
 import { compact, rangeAt } from './mvcc.js';
+import { LeaseTable } from './leases.js';
+import { contenders } from './locks.js';
 import { PendingView } from './pending-view.js';
 import { parseSnapshot, SnapshotWriter } from './snapshot-codec.js';
 
@@ -90,6 +92,8 @@ export class KvStateMachine {
   private meta: Meta;
   private compactRev: number;
   private dedup: DedupTable;
+  /** Leases and key attachments (leases.ts); replaced in place on snapshot restore. */
+  private leaseTable = new LeaseTable();
   private busy = false;
   readonly retainRevisions: number;
   readonly compactEveryRevisions: number;
@@ -118,7 +122,20 @@ export class KvStateMachine {
     const rawCompact = await db.get(COMPACT_KEY);
     const dedup = await DedupTable.load(db, policy);
     const meta = raw ? decodeMeta(raw) : { appliedIndex: 0, appliedTerm: 0, revision: 0 };
-    return new KvStateMachine(db, meta, rawCompact ? decodeU64(rawCompact, 'compacted revision') : 0, dedup, opts);
+    const sm = new KvStateMachine(db, meta, rawCompact ? decodeU64(rawCompact, 'compacted revision') : 0, dedup, opts);
+    sm.leaseTable = await LeaseTable.load(db);
+    return sm;
+  }
+
+  /** The applied leases (ids, TTLs, attached keys); `epoch` changes whenever the set changes. */
+  get leases(): LeaseTable {
+    return this.leaseTable;
+  }
+
+  /** Contenders of lock/election `name` in queue order (the first holds it); see locks.ts. */
+  async lockContenders(name: Uint8Array): Promise<KeyValue[]> {
+    const all = await contenders(new PendingView(this.db), name);
+    return all.map(({ key, record: r }) => ({ key, value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version, lease: this.leaseTable.leaseOfKey(key) }));
   }
 
   /** Reads below this revision are refused (0 = nothing compacted). */
@@ -164,6 +181,7 @@ export class KvStateMachine {
     const st: WorkingState = { ...this.meta, compactRevision: this.compactRev };
     const results: ApplyResult[] = [];
     this.dedup.begin();
+    this.leaseTable.begin();
     try {
       for (const e of entries) {
         if (e.index <= st.appliedIndex) {
@@ -177,6 +195,7 @@ export class KvStateMachine {
       }
       if (st.appliedIndex === this.meta.appliedIndex && !opts.extraOps?.length) {
         this.dedup.abort();
+        this.leaseTable.abort();
         return results;
       }
       const meta: Meta = { appliedIndex: st.appliedIndex, appliedTerm: st.appliedTerm, revision: st.revision };
@@ -186,9 +205,11 @@ export class KvStateMachine {
       this.meta = meta;
       this.compactRev = st.compactRevision;
       this.dedup.commit();
+      this.leaseTable.commit();
       return results;
     } catch (err) {
       this.dedup.abort();
+      this.leaseTable.abort();
       throw err;
     }
   }
@@ -223,7 +244,7 @@ export class KvStateMachine {
     try {
       validateCommand(cmd);
       if (cmd.compact) return await this.compactCommand(view, Number(cmd.compact.revision), st);
-      const { result, wrote } = await executeCommand(view, cmd, st.revision + 1);
+      const { result, wrote } = await executeCommand(view, cmd, st.revision + 1, { leases: this.leaseTable, entryIndex: st.appliedIndex + 1 });
       if (wrote) st.revision += 1;
       return result;
     } catch (err) {
@@ -267,7 +288,7 @@ export class KvStateMachine {
     const raw = this.db.getSync(latestKey(key));
     if (!raw) return undefined;
     const r = decodeRecord(raw);
-    return { key, value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version };
+    return { key, value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version, lease: this.leaseTable.leaseOfKey(key) };
   }
 
   /**
@@ -277,7 +298,11 @@ export class KvStateMachine {
    */
   async range(req: RangeRequest): Promise<RangeResponse> {
     const rev = Number(req.revision ?? 0);
-    if (rev === 0) return doRange(new PendingView(this.db), req);
+    if (rev === 0) {
+      const res = await doRange(new PendingView(this.db), req);
+      for (const kv of res.kvs) kv.lease = this.leaseTable.leaseOfKey(kv.key);
+      return res;
+    }
     this.checkReadRevision(rev);
     return rangeAt(this.db, req, rev, () => this.compactRev);
   }
@@ -326,6 +351,7 @@ export class KvStateMachine {
     const compactRecord = parsed.records.find((r) => Buffer.compare(r.key, COMPACT_KEY) === 0);
     const compactRev = compactRecord ? decodeU64(compactRecord.value, 'compacted revision') : 0;
     const dedup = DedupTable.fromRecords(parsed.records, this.dedupPolicy);
+    const leases = LeaseTable.fromRecords(parsed.records);
     return {
       meta: parsed.meta,
       ops,
@@ -333,6 +359,7 @@ export class KvStateMachine {
         this.meta = { ...parsed.meta };
         this.compactRev = compactRev;
         this.dedup = dedup;
+        this.leaseTable.replaceWith(leases);
       },
     };
   }
