@@ -16,6 +16,7 @@
 //   --etcd-endpoints a,b,c        (the same for etcd)
 //   --tick-ms N [100]             raftkv tick (etcd keeps its default 100 ms heartbeat)
 //   --cpu-prof                    start the kvd nodes under `node --cpu-prof` (bench/out/prof/)
+//   --node-flags "..."            extra node flags for the kvd nodes (e.g. --max-semi-space-size=32)
 //   --out DIR [bench/out]         results JSON + SVG chart; node data and logs under DIR/run/
 //
 // Both clusters write their data under the same directory (same disk, both fsync per batch).
@@ -52,13 +53,15 @@ interface Options {
   etcdEndpoints?: string[];
   tickMs: number;
   cpuProf: boolean;
+  /** Extra node flags for the kvd processes, e.g. "--max-semi-space-size=32". */
+  nodeFlags: string[];
   out: string;
 }
 
-const USAGE = 'usage: npm run bench -- --op put|get[,..] -c N[,N..] --duration S [--warmup S] [--target raftkv|etcd|both] [--value-bytes N] [--keys N] [--workers-per-channel N] [--raftkv-endpoints a,b] [--etcd-endpoints a,b] [--tick-ms N] [--cpu-prof] [--out DIR]';
+const USAGE = 'usage: npm run bench -- --op put|get[,..] -c N[,N..] --duration S [--warmup S] [--target raftkv|etcd|both] [--value-bytes N] [--keys N] [--workers-per-channel N] [--raftkv-endpoints a,b] [--etcd-endpoints a,b] [--tick-ms N] [--cpu-prof] [--node-flags "..."] [--out DIR]';
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { ops: ['put'], concurrency: [64], durationS: 10, warmupS: 2, targets: ['raftkv', 'etcd'], valueBytes: 256, keys: 10_000, workersPerChannel: 16, tickMs: 100, cpuProf: false, out: join(ROOT, 'bench/out') };
+  const o: Options = { ops: ['put'], concurrency: [64], durationS: 10, warmupS: 2, targets: ['raftkv', 'etcd'], valueBytes: 256, keys: 10_000, workersPerChannel: 16, tickMs: 100, cpuProf: false, nodeFlags: [], out: join(ROOT, 'bench/out') };
   const num = (flag: string, v: string | undefined, min = 1): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n) || n < min) throw new Error(`${flag} needs a number >= ${min}, got "${v}"`);
@@ -99,6 +102,7 @@ function parseArgs(argv: string[]): Options {
       case '--etcd-endpoints': o.etcdEndpoints = take().split(','); break;
       case '--tick-ms': o.tickMs = num(a, take()); break;
       case '--cpu-prof': o.cpuProf = true; break;
+      case '--node-flags': o.nodeFlags = take().split(' ').filter((x) => x !== ''); break;
       case '--out': o.out = resolve(take()); break;
       case '-h':
       case '--help':
@@ -270,7 +274,7 @@ function startRaftkv(o: Options, runDir: string, pids: number[]): string[] {
     const profDir = join(o.out, 'prof', `n${n.id}`);
     if (o.cpuProf) mkdirSync(profDir, { recursive: true });
     const nodeFlags = o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
-    const args = [...nodeFlags, KVD, '--id', String(n.id), '--data-dir', n.data, '--client-addr', n.client, '--peer-addr', n.peer, '--peers', peers, '--tick-ms', String(o.tickMs), '--log-level', 'warn'];
+    const args = [...o.nodeFlags, ...nodeFlags, KVD, '--id', String(n.id), '--data-dir', n.data, '--client-addr', n.client, '--peer-addr', n.peer, '--peers', peers, '--tick-ms', String(o.tickMs), '--log-level', 'warn'];
     const c = startProcess(process.execPath, args, join(runDir, `raftkv-n${n.id}.log`));
     pids.push(c.pid!);
     progress(`  raftkv node ${n.id}: pid ${c.pid}, client ${n.client}\n`);
