@@ -40,6 +40,10 @@ import {
 } from './proto.js';
 import { COMPACT_REVISION_METADATA_KEY, COUNTER_VALUE_METADATA_KEY, LEADER_ADDR_METADATA_KEY, LEADER_ID_METADATA_KEY, NOT_APPLIED_METADATA_KEY } from './proto.js';
 import { Session } from './session.js';
+import { concurrencyServiceDefinition } from './proto.js';
+import { LeaseClient } from './lease.js';
+import { lockWith, type LockHandle, type LockOptions } from './lock.js';
+import { Election } from './election.js';
 import { runTransaction, type Transaction, type TransactionOptions } from './transaction.js';
 
 export { CompareResult, CompareTarget, Consistency, PartitionDirection };
@@ -174,6 +178,22 @@ export class KvClientError extends Error {
 export interface PutOptions extends WriteOptions {
   /** Return the previous key-value, if any. */
   prevKv?: boolean;
+  /** Attach the key to this lease (see client.lease); without it a put detaches the key from any lease. */
+  lease?: number;
+  /** Apply only while this lock is held with this fencing token (else FAILED_PRECONDITION "stale fencing token"). */
+  fence?: FenceSpec;
+}
+
+/** A lock's fencing token (LockHandle.fence): guarded writes apply only while it is current. */
+export interface FenceSpec {
+  lock: Bytes;
+  token: number;
+}
+
+function fenceOf(f: FenceSpec | undefined): { fence: { lock: Uint8Array; token: number } } | Record<string, never> {
+  if (!f) return {};
+  if (!Number.isSafeInteger(f.token) || f.token < 1) throw usageError(`fencing token must be a positive integer, got ${f.token}`);
+  return { fence: { lock: toBytes(f.lock), token: f.token } };
 }
 export interface PutResult {
   revision: number;
@@ -193,6 +213,8 @@ export interface DeleteOptions extends WriteOptions {
   /** Delete every key starting with `key` (overrides rangeEnd). */
   prefix?: boolean;
   prevKv?: boolean;
+  /** Apply only while this fencing token is current. */
+  fence?: FenceSpec;
 }
 export interface DeleteResult {
   revision: number;
@@ -248,6 +270,8 @@ export interface TxnSpec {
   compare?: CompareSpec[];
   success?: TxnOpSpec[];
   failure?: TxnOpSpec[];
+  /** Apply the txn only while this fencing token is current (else FAILED_PRECONDITION, nothing applied). */
+  fence?: FenceSpec;
 }
 
 export type TxnOpResult =
@@ -312,9 +336,10 @@ export interface MemberAddResult {
   members: Member[];
 }
 
-type ServiceName = 'KV' | 'Cluster' | 'Admin';
+type ServiceName = 'KV' | 'Cluster' | 'Admin' | 'Lease' | 'Lock' | 'Election';
 /** read: retry freely. write: retry only if certainly not applied. keyed-write: carries an idempotency key, so any retry is safe. */
-type OpKind = 'read' | 'write' | 'keyed-write';
+/** blocking: idempotent and long (Lock, Campaign): retried like keyed-write, one attempt may use the whole deadline. */
+export type OpKind = 'read' | 'write' | 'keyed-write' | 'blocking';
 /** Where an operation goes: the leader (discovered), one given endpoint, or any endpoint (first, then the others on retry). */
 type Target = { to: 'leader' } | { to: 'endpoint'; addr: string } | { to: 'any' };
 
@@ -388,7 +413,9 @@ function usageError(msg: string): KvClientError {
 
 function kvOf(m: KeyValue | null | undefined): KeyValue | undefined {
   if (!m) return undefined;
-  return { key: m.key, value: m.value, createRevision: Number(m.createRevision), modRevision: Number(m.modRevision), version: Number(m.version) };
+  const kv: KeyValue = { key: m.key, value: m.value, createRevision: Number(m.createRevision), modRevision: Number(m.modRevision), version: Number(m.version) };
+  if (Number(m.lease ?? 0) !== 0) kv.lease = Number(m.lease);
+  return kv;
 }
 
 function readHeaderOf(h: ReadHeader | null | undefined): ReadHeader {
@@ -525,7 +552,7 @@ export function writeDefinitelyNotApplied(e: KvClientError): boolean {
 function retryable(e: KvClientError, kind: OpKind): boolean {
   if (e.code === grpc.status.CANCELLED && e.opts.notSent) return false; // client closed
   if (kind === 'write') return writeDefinitelyNotApplied(e);
-  if (kind === 'keyed-write') {
+  if (kind === 'keyed-write' || kind === 'blocking') {
     // The server returns the first result for a repeated key: a retry cannot apply twice.
     // (Refusals like "idempotency key expired/reused" are FAILED_PRECONDITION: final.)
     if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) return true;
@@ -571,7 +598,14 @@ function toClientError(e: unknown, endpoint: string | undefined): KvClientError 
 
 let definitions: Record<ServiceName, grpc.ServiceDefinition> | undefined;
 function methodDef(service: ServiceName, method: string): grpc.MethodDefinition<unknown, unknown> {
-  definitions ??= { KV: kvServiceDefinition('KV'), Cluster: kvServiceDefinition('Cluster'), Admin: kvServiceDefinition('Admin') };
+  definitions ??= {
+    KV: kvServiceDefinition('KV'),
+    Cluster: kvServiceDefinition('Cluster'),
+    Admin: kvServiceDefinition('Admin'),
+    Lease: concurrencyServiceDefinition('Lease'),
+    Lock: concurrencyServiceDefinition('Lock'),
+    Election: concurrencyServiceDefinition('Election'),
+  };
   const m = definitions[service][method];
   if (!m) throw new Error(`unknown method ${service}.${method}`);
   return m as grpc.MethodDefinition<unknown, unknown>;
@@ -621,6 +655,50 @@ export class KvClient {
     return this.leaderAddr;
   }
 
+  // ---------------------------------------------------------------- leases, locks, elections
+
+  private leaseClient: LeaseClient | undefined;
+
+  /** Leases: grant, revoke, keepAlive (a stream), ttl. See lease.ts. */
+  get lease(): LeaseClient {
+    this.leaseClient ??= new LeaseClient(this);
+    return this.leaseClient;
+  }
+
+  /**
+   * Waits for lock `name` (fair FIFO queue) and returns it with its fencing token; pass
+   * `handle.fence` to put/delete/txn so a write after losing the lock is rejected. See lock.ts.
+   */
+  lock(name: Bytes, opts: LockOptions = {}): Promise<LockHandle> {
+    return lockWith(this, name, opts);
+  }
+
+  /** Leader election `name`: campaign, proclaim, resign, leader, observe. See election.ts. */
+  election(name: Bytes): Election {
+    return new Election(this, name);
+  }
+
+  /** @internal A unary call of the Lease/Lock/Election services to the leader, with this client's retry policy. */
+  invoke<Res>(service: 'Lease' | 'Lock' | 'Election', method: string, req: unknown, kind: OpKind, timeoutMs?: number): Promise<Res> {
+    return this.call<Res>(service, method, req, kind, { to: 'leader' }, timeoutMs);
+  }
+
+  /** @internal The leader's channel and a method's definition, for streaming calls. */
+  async streamTo(service: 'Lease' | 'Election', method: string, timeoutMs?: number): Promise<{ addr: string; channel: grpc.Client; def: grpc.MethodDefinition<unknown, unknown> }> {
+    const addr = await this.leader(Date.now() + (timeoutMs ?? this.defaultTimeoutMs));
+    return { addr, channel: this.channel(addr), def: methodDef(service, method) };
+  }
+
+  /** @internal Forget the cached leader (a stream to it failed); the next call rediscovers. */
+  forgetLeader(addr?: string): void {
+    if (addr === undefined || this.leaderAddr === addr) this.leaderAddr = undefined;
+  }
+
+  /** @internal Follow a leader hint from a stream's error. */
+  useLeaderHint(e: KvClientError): void {
+    if (e.leaderHint?.addr) this.leaderAddr = e.leaderHint.addr;
+  }
+
   /**
    * Runs `fn` as an optimistic interactive transaction: reads at one revision, buffered writes,
    * committed as one server Txn comparing every key read; re-run on conflict (bounded).
@@ -641,7 +719,9 @@ export class KvClient {
   // ---------------------------------------------------------------- KV
 
   async put(key: Bytes, value: Bytes, opts: PutOptions = {}): Promise<PutResult> {
-    const req = { key: toBytes(key), value: toBytes(value), prevKv: opts.prevKv ?? false, idempotencyKey: this.idempotencyKeyFor(opts) };
+    const lease = opts.lease ?? 0;
+    if (!Number.isSafeInteger(lease) || lease < 0) throw usageError(`lease must be a lease id, got ${lease}`);
+    const req = { key: toBytes(key), value: toBytes(value), prevKv: opts.prevKv ?? false, lease, ...fenceOf(opts.fence), idempotencyKey: this.idempotencyKeyFor(opts) };
     const r = await this.call<RawPutResponse>('KV', 'Put', req, 'keyed-write', { to: 'leader' }, opts.timeoutMs);
     return putResultOf(r);
   }
@@ -657,7 +737,7 @@ export class KvClient {
     const k = toBytes(key);
     const end = rangeEndOf(k, opts.rangeEnd, opts.prefix);
     const base = end ? { key: k, rangeEnd: end, prevKv: opts.prevKv ?? false } : { key: k, prevKv: opts.prevKv ?? false };
-    const req = { ...base, idempotencyKey: this.idempotencyKeyFor(opts) };
+    const req = { ...base, ...fenceOf(opts.fence), idempotencyKey: this.idempotencyKeyFor(opts) };
     const r = await this.call<RawDeleteResponse>('KV', 'Delete', req, 'keyed-write', { to: 'leader' }, opts.timeoutMs);
     return deleteResultOf(r);
   }
@@ -674,6 +754,7 @@ export class KvClient {
       compare: (spec.compare ?? []).map(compareOf),
       success: (spec.success ?? []).map((op, i) => requestOpOf(op, `success[${i}]`)),
       failure: (spec.failure ?? []).map((op, i) => requestOpOf(op, `failure[${i}]`)),
+      ...fenceOf(spec.fence),
       idempotencyKey: this.idempotencyKeyFor(opts),
     };
     const r = await this.call<{ header?: { revision: number } | null; succeeded: boolean; responses?: ResponseOp[] }>('KV', 'Txn', req, 'keyed-write', { to: 'leader' }, opts.timeoutMs);
@@ -863,7 +944,7 @@ export class KvClient {
         addr = next ?? (await this.leader(deadline));
         // A plain write gets the whole deadline (it cannot be retried after a timeout anyway);
         // reads and keyed writes get a shorter per-attempt deadline so a hung attempt is retried.
-        const attemptDeadline = kind === 'write' ? deadline : Math.min(deadline, Date.now() + this.attemptTimeoutMs);
+        const attemptDeadline = kind === 'write' || kind === 'blocking' ? deadline : Math.min(deadline, Date.now() + this.attemptTimeoutMs);
         const res = await this.once<Res>(addr, service, method, req, attemptDeadline);
         onAnswer?.(addr);
         return res;

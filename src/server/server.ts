@@ -10,9 +10,14 @@ import { FaultyTransport, GrpcTransport } from '../transport/index.js';
 import type { NodeConfig } from './config.js';
 import { KvService } from './kv-service.js';
 import { NodeHost } from './node-host.js';
+import { concurrencyServiceDefinition } from '../client/proto.js';
+import { LeaseKeeper } from './lease-keeper.js';
+import { LockService } from './lock-service.js';
 
 export interface RunningNode {
   host: NodeHost;
+  /** The leader-side lease clock (leases, locks, elections). */
+  leaseKeeper: LeaseKeeper;
   clientPort: number;
   peerPort: number;
   stop(): Promise<void>;
@@ -33,6 +38,12 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     server.addService(kvServiceDefinition('KV'), service.handlers());
     server.addService(kvServiceDefinition('Cluster'), service.clusterHandlers());
     server.addService(kvServiceDefinition('Admin'), service.adminHandlers());
+    const keeper = new LeaseKeeper(host);
+    const lockService = new LockService(host, keeper);
+    server.addService(concurrencyServiceDefinition('Lease'), lockService.leaseHandlers());
+    server.addService(concurrencyServiceDefinition('Lock'), lockService.lockHandlers());
+    server.addService(concurrencyServiceDefinition('Election'), lockService.electionHandlers());
+    keeper.start();
     const clientPort = await new Promise<number>((resolve, reject) =>
       server.bindAsync(cfg.clientAddr, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
     );
@@ -40,9 +51,12 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     const peerTransport = grpcTransport;
     return {
       host,
+      leaseKeeper: keeper,
       clientPort,
       peerPort: grpcTransport.port,
       stop: async () => {
+        keeper.stop();
+        lockService.close();
         await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
         await host.stop();
         await transport.close();
