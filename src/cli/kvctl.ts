@@ -11,6 +11,9 @@
 //     status                            one row per endpoint
 //     member list | add ID PEER [CLIENT] | add-learner ID PEER [CLIENT] | promote ID | remove ID
 //     leader transfer ID
+//     lease grant TTL | keepalive ID | revoke ID | ttl ID     see kvctl-concurrency.ts
+//     lock NAME -- COMMAND...           run COMMAND holding lock NAME (env RAFTKV_FENCING_TOKEN)
+//     elect NAME VALUE | NAME --listen | NAME --leader
 //
 // Keys and values on the command line and in txn specs are UTF-8 text; --json prints them
 // as UTF-8 strings too. Human-readable tables by default. Errors go to stderr (as JSON with
@@ -31,6 +34,7 @@ import {
   type TxnSpec,
   type ReadCallOptions,
 } from '../client/index.js';
+import { addConcurrencyCommands } from './kvctl-concurrency.js';
 
 export const DEFAULT_ENDPOINTS = '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003';
 export const DEFAULT_TIMEOUT_MS = 5_000;
@@ -224,8 +228,9 @@ export async function runKvctl(argv: string[], io: KvctlIo = processIo()): Promi
     .argument('<key>')
     .argument('<value>')
     .option('--prev-kv', 'print the previous value')
-    .action(async (key: string, value: string, o: { prevKv?: boolean }) => {
-      const r = await getClient().put(key, value, { prevKv: o.prevKv === true });
+    .option('--lease <id>', 'attach the key to this lease')
+    .action(async (key: string, value: string, o: { prevKv?: boolean; lease?: string }) => {
+      const r = await getClient().put(key, value, { prevKv: o.prevKv === true, ...(o.lease !== undefined ? { lease: parseId(o.lease) } : {}) });
       print(
         () => `OK (revision ${r.revision})${r.prevKv ? `\nprevious: ${text(r.prevKv.value)}` : ''}`,
         () => ({ revision: r.revision, ...(r.prevKv ? { prevKv: kvJson(r.prevKv) } : {}) }),
@@ -426,6 +431,15 @@ export async function runKvctl(argv: string[], io: KvctlIo = processIo()): Promi
       const newLeader = await getClient().leaderTransfer(parseId(id));
       print(() => `leader is now ${newLeader}`, () => ({ leaderId: newLeader }));
     });
+
+  addConcurrencyCommands(program, {
+    getClient,
+    print,
+    json,
+    io,
+    setExit: (code) => (exitCode = code),
+    usage: (msg) => new UsageError(msg),
+  });
 
   try {
     if (argv.length === 0) {

@@ -47,3 +47,8 @@ export {
 } from './kv-client.js';
 export { Session, encodeSessionToken, decodeSessionToken } from './session.js';
 export { Transaction, runTransaction, type TransactionOptions } from './transaction.js';
+export { LeaseClient, LeaseKeepAlive, type KeepAliveOptions, type LeaseGrantOptions, type LeaseTtlResult } from './lease.js';
+export { type LockHandle, type LockOptions } from './lock.js';
+export { Election, type CampaignOptions, type ElectionLeader, type ObserveOptions } from './election.js';
+export { type FenceSpec } from './kv-client.js';
+export { MAX_LEASE_TTL_SECONDS } from './proto.js';

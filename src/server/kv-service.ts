@@ -85,7 +85,10 @@ function rejectedError(r: Extract<ApplyResult, { kind: 'rejected' }>): KvError {
     case 'compacted':
     case 'future-revision':
     case 'counter-overflow':
+    case 'lease-ttl-too-large':
       return new KvError(grpc.status.OUT_OF_RANGE, r.error);
+    case 'lease-not-found':
+      return notFound(r.error);
     default:
       return failedPrecondition(r.error);
   }
