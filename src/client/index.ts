@@ -52,3 +52,4 @@ export { type LockHandle, type LockOptions } from './lock.js';
 export { Election, type CampaignOptions, type ElectionLeader, type ObserveOptions } from './election.js';
 export { type FenceSpec } from './kv-client.js';
 export { MAX_LEASE_TTL_SECONDS } from './proto.js';
+export { watchChanges, type WatchBatch, type WatchEvent, type WatchOptions } from './watch.js';

@@ -44,6 +44,7 @@ import { concurrencyServiceDefinition } from './proto.js';
 import { LeaseClient } from './lease.js';
 import { lockWith, type LockHandle, type LockOptions } from './lock.js';
 import { Election } from './election.js';
+import { watchChanges, type WatchBatch, type WatchOptions } from './watch.js';
 import { runTransaction, type Transaction, type TransactionOptions } from './transaction.js';
 
 export { CompareResult, CompareTarget, Consistency, PartitionDirection };
@@ -697,6 +698,16 @@ export class KvClient {
   /** @internal Follow a leader hint from a stream's error. */
   useLeaderHint(e: KvClientError): void {
     if (e.leaderHint?.addr) this.leaderAddr = e.leaderHint.addr;
+  }
+
+  /**
+   * Streams changes to `key` (or a prefix/range) from `startRevision` (default: after the
+   * current revision), resuming on another endpoint after a node failure with no event lost
+   * or repeated. See watch.ts.
+   */
+  async *watch(key: Bytes, opts: WatchOptions = {}): AsyncGenerator<WatchBatch> {
+    const startRevision = opts.startRevision ?? (await this.status()).revision + 1;
+    yield* watchChanges(this.endpoints, key, { ...opts, startRevision });
   }
 
   /**

@@ -221,7 +221,7 @@ export interface FaultConfig {
   partitionDirection?: PartitionDirection;
 }
 
-const KV_PROTO_FILES = ['kv/v1/kv.proto', 'kv/v1/command.proto'];
+const KV_PROTO_FILES = ['kv/v1/kv.proto', 'kv/v1/command.proto', 'kv/v1/watch.proto'];
 
 let cachedRoot: protobuf.Root | undefined;
 
@@ -249,7 +249,7 @@ export function decodeCommand(data: Uint8Array): Command {
 }
 
 /** grpc-js service definitions with protobufjs serializers; names: 'KV', 'Cluster', 'Admin'. */
-export function kvServiceDefinition(service: 'KV' | 'Cluster' | 'Admin'): grpc.ServiceDefinition {
+export function kvServiceDefinition(service: 'KV' | 'Cluster' | 'Admin' | 'Watch'): grpc.ServiceDefinition {
   return serviceDefinition(kvRoot(), `raftkv.kv.v1.${service}`);
 }
 

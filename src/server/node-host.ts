@@ -62,6 +62,8 @@ export class NodeHost {
   private readonly proposals = new Map<number, ProposalWaiter>();
   private readonly reads = new Map<string, ReadWaiter>();
   private readSeq = 0;
+  /** ReadIndex context of a turn's batch -> the contexts of every read in it (see stepInputs). */
+  private readonly readBatches = new Map<string, string[]>();
   private turnScheduled = false;
   private turnRunning = false;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -131,6 +133,11 @@ export class NodeHost {
     return host;
   }
 
+  /** True once stop() began (or the loop died): long-lived streams should end. */
+  get stopping(): boolean {
+    return this.stopped;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
@@ -148,6 +155,7 @@ export class NodeHost {
     this.appliedWaiters = [];
     this.proposals.clear();
     this.reads.clear();
+    this.readBatches.clear();
     this.proposalQueue = [];
     this.readQueue = [];
     // Let an in-flight turn finish its batch before the db closes.
@@ -343,10 +351,13 @@ export class NodeHost {
     this.stepProposals();
     const reads = this.readQueue;
     this.readQueue = [];
-    for (const r of reads) {
-      this.reads.set(r.ctx, r.waiter);
-      n.readIndex(this.enc.encode(r.ctx));
-    }
+    if (reads.length === 0) return;
+    // One ReadIndex for every read queued in this turn (as etcd's read loop does): its index is
+    // at least the commit index when the last of them arrived, so one heartbeat round serves all.
+    const ctxs = reads.map((r) => r.ctx);
+    for (const r of reads) this.reads.set(r.ctx, r.waiter);
+    this.readBatches.set(ctxs[0]!, ctxs);
+    n.readIndex(this.enc.encode(ctxs[0]!));
   }
 
   private stepProposals(): void {
@@ -391,8 +402,12 @@ export class NodeHost {
     if (!appliedFirst && rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
     // 4. Read states.
     for (const rs of rd.readStates) {
-      const w = this.reads.get(this.dec.decode(rs.requestCtx));
-      if (w) w.readIndex = rs.index;
+      const key = this.dec.decode(rs.requestCtx);
+      for (const ctx of this.readBatches.get(key) ?? [key]) {
+        const w = this.reads.get(ctx);
+        if (w) w.readIndex = rs.index;
+      }
+      this.readBatches.delete(key);
     }
     this.rawNode.advance(rd);
     this.serveReads();
@@ -486,6 +501,8 @@ export class NodeHost {
         return false;
       });
     }
+    // Batches whose ReadIndex was dropped (no leader) end when all their reads timed out.
+    for (const [key, ctxs] of this.readBatches) if (!ctxs.some((c) => this.reads.has(c))) this.readBatches.delete(key);
     const applied = this.sm.appliedIndex();
     for (const [ctx, w] of this.reads) {
       if (w.readIndex === undefined || w.readIndex > applied) continue;

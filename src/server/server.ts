@@ -13,6 +13,10 @@ import { NodeHost } from './node-host.js';
 import { concurrencyServiceDefinition } from '../client/proto.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { LockService } from './lock-service.js';
+import { WatchService } from './watch-service.js';
+
+/** How long stop() lets in-flight client calls finish before closing their connections. */
+const SHUTDOWN_GRACE_MS = 2_000;
 
 export interface RunningNode {
   host: NodeHost;
@@ -44,6 +48,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     server.addService(concurrencyServiceDefinition('Lock'), lockService.lockHandlers());
     server.addService(concurrencyServiceDefinition('Election'), lockService.electionHandlers());
     keeper.start();
+    server.addService(kvServiceDefinition('Watch'), new WatchService(host).handlers());
     const clientPort = await new Promise<number>((resolve, reject) =>
       server.bindAsync(cfg.clientAddr, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
     );
@@ -57,8 +62,20 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       stop: async () => {
         keeper.stop();
         lockService.close();
-        await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-        await host.stop();
+        // Stop the host first so long-lived streams (watches) end and in-flight calls fail fast;
+        // then give the gRPC server a bounded grace period before forcing it down.
+        const hostStopped = host.stop();
+        await new Promise<void>((resolve) => {
+          const force = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, SHUTDOWN_GRACE_MS);
+          server.tryShutdown(() => {
+            clearTimeout(force);
+            resolve();
+          });
+        });
+        await hostStopped;
         await transport.close();
         await peerTransport.close();
         await db.close();

@@ -12,3 +12,4 @@ export { DEFAULT_DEDUP_POLICY, MAX_CLIENT_ID_BYTES, type DedupPolicy, type Rejec
 export { MAX_RANGE_RESULTS, InvalidCommandError, validateCommand, type CommandResponse } from './execute.js';
 export { MAX_SNAPSHOT_BYTES } from './snapshot-codec.js';
 export { SnapshotFormatError, SnapshotTooLargeError, ConcurrentApplyError, CompactedError, FutureRevisionError } from './errors.js';
+export { readChanges, type ChangeEvent } from './history-reader.js';

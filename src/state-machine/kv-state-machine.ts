@@ -11,6 +11,7 @@ import { decodeCommand, type Command, type IdempotencyKey, type KeyValue, type R
 import { EntryType, type Entry } from '../raft/index.js';
 import { writeBatch, type BatchOp, type NodeDb } from '../storage/node-db.js';
 import { CompactedError, ConcurrentApplyError, FutureRevisionError } from './errors.js';
+import { readChanges, type ChangeEvent } from './history-reader.js';
 import { DedupTable, DEFAULT_DEDUP_POLICY, idempotencyKeyProblem, requestHash, type DedupPolicy, type RejectReason, type StoredResult } from './dedup.js';
 import { doRange, executeCommand, InvalidCommandError, RejectedCommandError, validateCommand, type CommandResponse } from './execute.js';
 import { COMPACT_KEY, decodeMeta, decodeRecord, decodeU64, encodeMeta, encodeU64, latestKey, META_KEY, SM_KEY_END, SM_KEY_MIN, type Meta } from './keys.js';
@@ -136,6 +137,15 @@ export class KvStateMachine {
   async lockContenders(name: Uint8Array): Promise<KeyValue[]> {
     const all = await contenders(new PendingView(this.db), name);
     return all.map(({ key, record: r }) => ({ key, value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version, lease: this.leaseTable.leaseOfKey(key) }));
+  }
+
+  /** Changes with revision in [from, to] for watches (see history-reader.ts); from must be above the compacted revision. */
+  async changes(fromRevision: number, toRevision: number, maxEvents: number): Promise<ChangeEvent[]> {
+    if (fromRevision <= this.compactRev) throw new CompactedError(fromRevision, this.compactRev + 1);
+    const events = await readChanges(this.db, fromRevision, toRevision, maxEvents);
+    // A compaction applied while we read may have removed part of what we scanned.
+    if (fromRevision <= this.compactRev) throw new CompactedError(fromRevision, this.compactRev + 1);
+    return events;
   }
 
   /** Reads below this revision are refused (0 = nothing compacted). */
