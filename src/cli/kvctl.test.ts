@@ -98,6 +98,18 @@ describe('kvctl against a live cluster', { timeout: 180_000 }, () => {
     expect(used[2]!.header.consistencyUsed).toBe(4);
   });
 
+  it('watch --rev replays history as lines; --count ends it', async () => {
+    const first = JSON.parse(ok(await kvctl(['--json', 'put', 'watch/a', '1'])).stdout) as { revision: number };
+    ok(await kvctl(['put', 'watch/b', '2']));
+    ok(await kvctl(['del', 'watch/a']));
+    const r = ok(await kvctl(['watch', 'watch/', '--prefix', '--rev', String(first.revision), '--count', '3']));
+    expect(r.stdout.trimEnd().split('\n')).toEqual([
+      `PUT watch/a = 1 (revision ${first.revision})`,
+      `PUT watch/b = 2 (revision ${first.revision + 1})`,
+      `DELETE watch/a (revision ${first.revision + 2})`,
+    ]);
+  });
+
   it('put --prev-kv, range --prefix/--limit/--keys-only/--count-only, del --prefix', async () => {
     for (const [k, v] of [['p/a', '1'], ['p/b', '2'], ['p/c', '3'], ['q', '4']]) ok(await kvctl(['put', k!, v!]));
     const prev = JSON.parse(ok(await kvctl(['--json', 'put', 'p/a', '1b', '--prev-kv'])).stdout) as { prevKv: { value: string } };

@@ -255,6 +255,31 @@ export async function runKvctl(argv: string[], io: KvctlIo = processIo()): Promi
     });
 
   program
+    .command('watch')
+    .description('print changes to KEY (or every key with the prefix KEY) as they happen; Ctrl-C stops')
+    .argument('<key>')
+    .option('--prefix', 'watch every key starting with KEY')
+    .option('--rev <n>', 'start at this revision (replays history since then); default: from now')
+    .option('--count <n>', 'exit after this many events')
+    .action(async (key: string, o: { prefix?: boolean; rev?: string; count?: string }) => {
+      const startRevision = o.rev === undefined ? undefined : parseCount(o.rev, '--rev');
+      const limit = o.count === undefined ? Infinity : parseCount(o.count, '--count');
+      const stop = new AbortController();
+      process.once('SIGINT', () => stop.abort());
+      let seen = 0;
+      try {
+        for await (const batch of getClient().watch(key, { prefix: o.prefix === true, ...(startRevision ? { startRevision } : {}), signal: stop.signal })) {
+          for (const e of batch.events) {
+            io.out(json() ? JSON.stringify({ type: e.type, revision: e.revision, ...kvJson(e.kv) }) : `${e.type.toUpperCase()} ${text(e.kv.key)}${e.type === 'put' ? ` = ${text(e.kv.value)}` : ''} (revision ${e.revision})`);
+            if (++seen >= limit) return;
+          }
+        }
+      } catch (e) {
+        if (!stop.signal.aborted) throw e;
+      }
+    });
+
+  program
     .command('del')
     .description('delete KEY (or every key with the prefix KEY, or [KEY, END))')
     .argument('<key>')
