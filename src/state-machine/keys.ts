@@ -6,6 +6,8 @@
 //   s c                  compacted revision u64 (absent = 0: nothing compacted)
 //   s d <client id>      dedup client record (see dedup.ts)
 //   s e <esc(client id)><seq u64>  dedup stored result (see dedup.ts)
+//   s l <lease id u64>   lease: granted TTL seconds u64 (see leases.ts)
+//   s a <user key>       the key's lease id u64 (see leases.ts)
 // `s k` serves current reads with one lookup. `s h` is every change in revision order
 // (watches from a past revision scan it). `s r` points from a key to its changes, in
 // revision order, so a read at a past revision is one reverse seek per key; its value is the
