@@ -31,8 +31,8 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { kvServiceDefinition } from '../src/client/proto.js';
-import { serviceDefinition } from '../src/transport/grpc-service.js';
-import { useNumbersForLongs } from '../src/transport/proto-root.js';
+import { serviceDefinition } from '../src/wire/grpc-service.js';
+import { useNumbersForLongs } from '../src/wire/proto-root.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const KVD = join(ROOT, 'src/cli/kvd.mjs');

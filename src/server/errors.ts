@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { NodeId } from '../raft/index.js';
 
-import { LEADER_ADDR_METADATA_KEY, LEADER_ID_METADATA_KEY, NOT_APPLIED_METADATA_KEY } from '../client/proto.js';
+import { LEADER_ADDR_METADATA_KEY, LEADER_ID_METADATA_KEY, NOT_APPLIED_METADATA_KEY } from '../wire/kv-proto.js';
 
 export { LEADER_ADDR_METADATA_KEY, LEADER_ID_METADATA_KEY, NOT_APPLIED_METADATA_KEY };
 

@@ -18,7 +18,7 @@ import {
   type ReadHeader,
   type ReadOptions,
   type TxnRequest,
-} from '../client/proto.js';
+} from '../wire/kv-proto.js';
 import { ConfChangeType, StateRole, type ConfChange } from '../raft/index.js';
 import { CompactedError, FutureRevisionError, type ApplyResult } from '../state-machine/index.js';
 import type { FaultyTransport } from '../transport/index.js';

@@ -20,7 +20,7 @@
 // A keepalive that arrives after the deadline passed is refused (NOT_FOUND: expired), even
 // while the LeaseExpire is still on its way through the log: the expiry decision is final.
 
-import { encodeCommand } from '../client/proto.js';
+import { encodeCommand } from '../wire/kv-proto.js';
 import { notFound, unavailableNotApplied } from './errors.js';
 import type { NodeHost } from './node-host.js';
 

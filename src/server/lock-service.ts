@@ -22,8 +22,8 @@ import {
   type ReadHeader,
   type ResignRequest,
   type UnlockRequest,
-} from '../client/proto.js';
-import { CompareResult, CompareTarget } from '../client/proto.js';
+} from '../wire/kv-proto.js';
+import { CompareResult, CompareTarget } from '../wire/kv-proto.js';
 import type { ApplyResult } from '../state-machine/index.js';
 import { deadlineExceeded, failedPrecondition, invalidArgument, KvError, notFound, unavailableNotApplied } from './errors.js';
 import type { LeaseKeeper } from './lease-keeper.js';

@@ -3,14 +3,14 @@
 
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
-import { kvServiceDefinition } from '../client/proto.js';
+import { kvServiceDefinition } from '../wire/kv-proto.js';
 import { KvStateMachine } from '../state-machine/index.js';
 import { LevelRaftStorage, openNodeDb, type NodeDb } from '../storage/index.js';
 import { FaultyTransport, GrpcTransport } from '../transport/index.js';
 import type { NodeConfig } from './config.js';
 import { KvService } from './kv-service.js';
 import { NodeHost } from './node-host.js';
-import { concurrencyServiceDefinition } from '../client/proto.js';
+import { concurrencyServiceDefinition } from '../wire/kv-proto.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { LockService } from './lock-service.js';
 import { WatchService } from './watch-service.js';

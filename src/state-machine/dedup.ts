@@ -32,7 +32,7 @@
 
 import { createHash } from 'node:crypto';
 import type protobuf from 'protobufjs';
-import { kvType, type IdempotencyKey } from '../client/proto.js';
+import { kvType, type IdempotencyKey } from '../wire/kv-proto.js';
 import { CorruptRecordError, readU64, writeU64 } from '../storage/codec-bytes.js';
 import type { NodeDb } from '../storage/node-db.js';
 import type { CommandResponse } from './execute.js';

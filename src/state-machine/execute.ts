@@ -24,8 +24,8 @@ import type {
   ResponseOp,
   TxnRequest,
   TxnResponse,
-} from '../client/proto.js';
-import { CompareResult, CompareTarget } from '../client/proto.js';
+} from '../wire/kv-proto.js';
+import { CompareResult, CompareTarget } from '../wire/kv-proto.js';
 import { compareBytes } from '../storage/codec-bytes.js';
 import type { RejectReason } from './dedup.js';
 import { EventKind, type KvRecord } from './keys.js';

@@ -2,7 +2,7 @@
 // always ends on a revision boundary, so a watcher that resumes at "last revision + 1" never
 // misses the rest of a half-delivered revision.
 
-import type { KeyValue } from '../client/proto.js';
+import type { KeyValue } from '../wire/kv-proto.js';
 import type { NodeDb } from '../storage/node-db.js';
 import { decodeEvent, EventKind, historyKey, historyKeyParts } from './keys.js';
 

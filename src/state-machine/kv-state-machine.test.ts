@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CompareResult, CompareTarget, encodeCommand, type Command, type Compare, type TxnResponse } from '../client/proto.js';
+import { CompareResult, CompareTarget, encodeCommand, type Command, type Compare, type TxnResponse } from '../wire/kv-proto.js';
 import { EntryType, type Entry } from '../raft/index.js';
 import { openNodeDb, type NodeDb } from '../storage/index.js';
 import { makeTempDir } from '../storage/test-helpers.js';

@@ -7,7 +7,7 @@
 // MVCC compaction point (mvcc.ts); both change only through applied entries, by rules that
 // depend on the log alone, so every replica holds the same bytes (snapshots included).
 
-import { decodeCommand, type Command, type IdempotencyKey, type KeyValue, type RangeRequest, type RangeResponse } from '../client/proto.js';
+import { decodeCommand, type Command, type IdempotencyKey, type KeyValue, type RangeRequest, type RangeResponse } from '../wire/kv-proto.js';
 import { EntryType, type Entry } from '../raft/index.js';
 import { writeBatch, type BatchOp, type NodeDb } from '../storage/node-db.js';
 import { CompactedError, ConcurrentApplyError, FutureRevisionError } from './errors.js';

@@ -1,7 +1,7 @@
 // Leases, lock queues and fencing in the state machine: contracts, bad input, determinism
 // across batching, restart and snapshot restore.
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeCommand, MAX_LEASE_TTL_SECONDS, type Command } from '../client/proto.js';
+import { encodeCommand, MAX_LEASE_TTL_SECONDS, type Command } from '../wire/kv-proto.js';
 import { EntryType, type Entry } from '../raft/index.js';
 import { openNodeDb, type NodeDb } from '../storage/index.js';
 import { makeTempDir } from '../storage/test-helpers.js';

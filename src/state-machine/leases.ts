@@ -13,7 +13,7 @@
 
 import { readU64 } from '../storage/codec-bytes.js';
 import { PREFIX_STATE_MACHINE, type NodeDb } from '../storage/node-db.js';
-import { MAX_LEASE_TTL_SECONDS, type LeaseGrantRequest, type LeaseGrantResponse, type LeaseRevokeResponse } from '../client/proto.js';
+import { MAX_LEASE_TTL_SECONDS, type LeaseGrantRequest, type LeaseGrantResponse, type LeaseRevokeResponse } from '../wire/kv-proto.js';
 import { EventKind, encodeU64 } from './keys.js';
 import type { PendingView } from './pending-view.js';
 

@@ -8,7 +8,7 @@
 // with CompactedError. Compaction is incremental: only keys changed since the previous
 // compacted revision can have anything new to remove.
 
-import type { KeyValue, RangeRequest, RangeResponse } from '../client/proto.js';
+import type { KeyValue, RangeRequest, RangeResponse } from '../wire/kv-proto.js';
 import { compareBytes } from '../storage/codec-bytes.js';
 import type { NodeDb } from '../storage/node-db.js';
 import { CompactedError } from './errors.js';

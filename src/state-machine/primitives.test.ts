@@ -1,6 +1,6 @@
 // Exactly-once table, MVCC reads/compaction and counters of the state machine.
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeCommand, type Command, type IdempotencyKey } from '../client/proto.js';
+import { encodeCommand, type Command, type IdempotencyKey } from '../wire/kv-proto.js';
 import { EntryType, type Entry } from '../raft/index.js';
 import { openNodeDb, type NodeDb } from '../storage/index.js';
 import { makeTempDir } from '../storage/test-helpers.js';

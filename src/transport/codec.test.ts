@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeCommand, encodeCommand } from '../client/proto.js';
+import { decodeCommand, encodeCommand } from '../wire/kv-proto.js';
 import { emptyMessage, MessageType } from '../raft/index.js';
 import { CodecError, decodeBatch, decodeMemberContext, decodeMessage, encodeBatch, encodeMemberContext, encodeMessage } from './index.js';
 

@@ -6,8 +6,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { EMPTY_BYTES, type ConfState, type Entry, type Message, type Snapshot } from '../raft/index.js';
-import { asBuffer } from './grpc-service.js';
-import { loadProtoRoot } from './proto-root.js';
+import { asBuffer } from '../wire/grpc-service.js';
+import { loadProtoRoot } from '../wire/proto-root.js';
 
 export interface MessageBatch {
   from: number;

@@ -3,8 +3,8 @@
 // message fields may be null/undefined on decode; scalars decode to their proto3 defaults.
 
 import type protobuf from 'protobufjs';
-import { loadProtoRoot } from '../transport/proto-root.js';
-import { serviceDefinition } from '../transport/grpc-service.js';
+import { loadProtoRoot } from './proto-root.js';
+import { serviceDefinition } from './grpc-service.js';
 import type * as grpc from '@grpc/grpc-js';
 
 /** Trailing-metadata keys of error responses (part of the wire contract). */
