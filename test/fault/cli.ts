@@ -8,7 +8,7 @@ import { relative } from 'node:path';
 import { totals } from './lib/history.js';
 import { NEMESIS_NAMES, PARTITION_KINDS, type NemesisName, type PartitionKind } from './lib/nemesis.js';
 import { NotBuiltError, runFault, type Progress, type RunResult } from './lib/runner.js';
-import { LATER_WORKLOADS, WORKLOAD_NAMES, type WorkloadName } from './lib/workload.js';
+import { PLANTED_BUGS, WORKLOAD_NAMES, type PlantedBug, type WorkloadName } from './lib/workload.js';
 
 const CONSISTENCIES = ['linearizable', 'lease', 'session', 'stale'] as const;
 
@@ -49,7 +49,7 @@ function partitionKinds(v: string): PartitionKind[] {
 function program(): Command {
   return new Command('fault')
     .description('Jepsen-style fault injection against a real kvd cluster; writes store/<workload>/<timestamp>/')
-    .requiredOption('--workload <name>', `${WORKLOAD_NAMES.join('|')} (${LATER_WORKLOADS.join(', ')}: not built yet)`)
+    .requiredOption('--workload <name>', WORKLOAD_NAMES.join('|'))
     .option('--nemesis <list>', `comma-separated: ${NEMESIS_NAMES.join(',')} (or none)`, 'kill,partition')
     .option('--time-limit <s>', 'seconds of workload', positive('--time-limit'), 60)
     .option('--concurrency <n>', 'client workers', int('--concurrency', 1, 1000), 10)
@@ -63,9 +63,11 @@ function program(): Command {
     .option('--recover <s>', 'time the healed cluster gets to catch up before the final reads', positive('--recover'), 20)
     .option('--check-timeout <s>', 'checker time limit', positive('--check-timeout'), 120)
     .option('--partitions <kinds>', `partition shapes to draw from: ${PARTITION_KINDS.join(',')} (default all)`)
+    .addOption(new Option('--pause-target <who>', 'whom the pause nemesis stops (any = leader or random 50/50)').choices(['any', 'leader']).default('any'))
+    .option('--pause-min-ms <ms>', 'shortest SIGSTOP window (default 3 x election timeout = 30 ticks)', int('--pause-min-ms', 0, 600_000))
     .option('--store <dir>', 'parent of the run directories', 'store')
     .option('--keep-data', 'keep node data dirs even when the run passed')
-    .addOption(new Option('--planted-bug <bug>', 'TEST ONLY: plant a client bug the checker must catch').choices(['stale-read']).hideHelp())
+    .addOption(new Option('--planted-bug <bug>', 'TEST ONLY: plant a client bug the checker must catch').choices([...PLANTED_BUGS]).hideHelp())
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 }
@@ -87,7 +89,9 @@ interface Opts {
   store: string;
   partitions?: string;
   keepData?: boolean;
-  plantedBug?: 'stale-read';
+  pauseTarget: 'any' | 'leader';
+  pauseMinMs?: number;
+  plantedBug?: PlantedBug;
 }
 
 function progressLine(p: Progress): string {
@@ -140,7 +144,6 @@ export async function main(argv: string[]): Promise<number> {
     const p = program();
     p.parse(argv, { from: 'user' });
     opts = p.opts<Opts>();
-    if ((LATER_WORKLOADS as readonly string[]).includes(opts.workload)) throw new UsageError(`workload '${opts.workload}' is not built yet (it needs primitives still in progress); use ${WORKLOAD_NAMES.join(', ')}`);
     if (!(WORKLOAD_NAMES as readonly string[]).includes(opts.workload)) throw new UsageError(`unknown workload '${opts.workload}' (use ${WORKLOAD_NAMES.join(', ')})`);
     nemesisList(opts.nemesis);
     if (opts.partitions) partitionKinds(opts.partitions);
@@ -191,6 +194,8 @@ export async function main(argv: string[]): Promise<number> {
       storeDir: opts.store,
       ...(opts.partitions ? { partitionKinds: partitionKinds(opts.partitions) } : {}),
       ...(opts.keepData ? { keepData: true } : {}),
+      pauseTarget: opts.pauseTarget,
+      ...(opts.pauseMinMs !== undefined ? { pauseMinMs: opts.pauseMinMs } : {}),
       ...(opts.plantedBug ? { plantedBug: opts.plantedBug } : {}),
       command,
       onProgress,

@@ -18,6 +18,12 @@ export interface HistoryEvent {
   error?: string;
   /** Extra fields for the report (not read by the checker): the node that served the call. */
   node?: number;
+  /** On `ok`: the revision a write produced / the revision of the state a read reflects. */
+  revision?: number;
+  /** The client session the op belongs to (stable across process ids; the session checker reads it). */
+  session?: string;
+  /** A read: the mod revision of the key-value it returned (diagnosis only; checkers ignore it). */
+  modRevision?: number;
 }
 
 /** One completed (or still open) operation, for reports and counters. */
@@ -36,6 +42,10 @@ export interface Completion {
   value: unknown;
   error?: string;
   node?: number;
+  /** See HistoryEvent.revision. */
+  revision?: number;
+  /** A read: the mod revision of the key-value it returned (report/diagnosis only). */
+  modRevision?: number;
 }
 
 export interface OpHandle {
@@ -43,6 +53,7 @@ export interface OpHandle {
   readonly f: string;
   readonly key?: string;
   readonly invokeNs: number;
+  readonly session?: string;
 }
 
 /** Counts per f and outcome. */
@@ -76,14 +87,15 @@ export class HistoryRecorder {
   }
 
   /** Records the invocation; the process must have no open op. */
-  invoke(process: number | string, f: string, value: unknown, key?: string): OpHandle {
+  invoke(process: number | string, f: string, value: unknown, key?: string, session?: string): OpHandle {
     if (this.open.has(process)) throw new Error(`process ${process} already has an open op`);
     const time = this.nowNs();
-    this.push({ process, type: 'invoke', f, ...(key === undefined ? {} : { key }), value, time });
+    const sess = session === undefined ? {} : { session };
+    this.push({ process, type: 'invoke', f, ...(key === undefined ? {} : { key }), value, time, ...sess });
     const rec: OpRecord = { process, f, ...(key === undefined ? {} : { key }), type: 'open', invokeNs: time };
     this.open.set(process, rec);
     this.ops.push(rec);
-    return { process, f, ...(key === undefined ? {} : { key }), invokeNs: time };
+    return { process, f, ...(key === undefined ? {} : { key }), invokeNs: time, ...sess };
   }
 
   /** Records the completion of `h`'s op. */
@@ -104,7 +116,18 @@ export class HistoryRecorder {
       time,
       ...(c.error === undefined ? {} : { error: c.error }),
       ...(c.node === undefined ? {} : { node: c.node }),
+      ...(c.revision === undefined || c.type !== 'ok' ? {} : { revision: c.revision }),
+      ...(c.modRevision === undefined || c.type !== 'ok' ? {} : { modRevision: c.modRevision }),
+      ...(h.session === undefined ? {} : { session: h.session }),
     });
+  }
+
+  /**
+   * An observation outside the invoke/complete protocol (e.g. a watcher's delivered batch):
+   * process "nemesis" type "info", so the checkers ignore it; `f` says what it is.
+   */
+  observe(f: string, value: unknown): void {
+    this.push({ process: 'nemesis', type: 'info', f, value, time: this.nowNs() });
   }
 
   /** A nemesis event (process "nemesis", ignored by the checkers). */

@@ -49,6 +49,10 @@ export interface NemesisEnv {
   /** Called when the membership changed or a node restarted. */
   log(msg: string): void;
   nextNodeId(): number;
+  /** Whom pause stops: the leader always, or (default) the leader or a random member 50/50. */
+  pauseTarget?: 'leader' | 'any';
+  /** Shortest SIGSTOP window in ms (heal waits until it has passed). */
+  pauseMinMs?: number;
 }
 
 const PARTITION_BOTH = 0;
@@ -67,10 +71,10 @@ export async function findLeader(env: NemesisEnv, timeoutMs = 3000): Promise<Pro
   return undefined;
 }
 
-async function pickTarget(env: NemesisEnv): Promise<{ node: ProcNode; why: string } | undefined> {
+async function pickTarget(env: NemesisEnv, leaderOnly = false): Promise<{ node: ProcNode; why: string } | undefined> {
   const up = env.members.filter((n) => env.cluster.isRunning(n) && !n.paused);
   if (up.length === 0) return undefined;
-  if (env.rng.next() < 0.5) {
+  if (leaderOnly || env.rng.next() < 0.5) {
     const leader = await findLeader(env, 1500);
     if (leader) return { node: leader, why: 'leader' };
   }
@@ -136,10 +140,19 @@ async function startKill(env: NemesisEnv): Promise<Fault | undefined> {
 }
 
 async function startPause(env: NemesisEnv): Promise<Fault | undefined> {
-  const t = await pickTarget(env);
+  const t = await pickTarget(env, env.pauseTarget === 'leader');
   if (!t) return undefined;
   env.cluster.pause(t.node);
-  return { label: `SIGSTOP n${t.node.id} (${t.why})`, heal: async () => env.cluster.resume(t.node) };
+  const startedMs = Date.now();
+  const minMs = env.pauseMinMs ?? 0;
+  return {
+    label: `SIGSTOP n${t.node.id} (${t.why})`,
+    heal: async () => {
+      // At least minMs stopped (longer than the leader's lease), however short the window drawn.
+      await sleep(startedMs + minMs - Date.now());
+      env.cluster.resume(t.node);
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------- partition

@@ -5,16 +5,19 @@
 
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { KvClient, KvClientError, StatusCode, type ConsistencyName } from '../../../src/client/index.js';
+import { KvClient, KvClientError, StatusCode, type ConsistencyName, type Session } from '../../../src/client/index.js';
 import { ProcessCluster, type ProcNode } from './cluster.js';
 import { HistoryRecorder, totals, type Completion, type OpCounts } from './history.js';
 import { addLearner, clearAllFaults, findLeader, NEMESES, promote, sleep, waitUp, type FaultWindow, type NemesisEnv, type NemesisName, type PartitionKind } from './nemesis.js';
 import { renderReport } from './report.js';
 import { Rng } from './rng.js';
-import { type CheckResult, type ExecContext, type OpSpec, type PlantedBug, type Workload, type WorkloadName } from './workload.js';
+import { type BackgroundEnv, type CheckResult, type ExecContext, type OpSpec, type PlantedBug, type Workload, type WorkloadName } from './workload.js';
 import { BankWorkload } from './workloads/bank.js';
 import { ListAppendWorkload } from './workloads/list-append.js';
 import { RegisterWorkload } from './workloads/register.js';
+import { CounterWorkload } from './workloads/counter.js';
+import { WatchWorkload } from './workloads/watch.js';
+import { LockWorkload } from './workloads/lock.js';
 
 export interface RunOptions {
   workload: WorkloadName;
@@ -42,6 +45,13 @@ export interface RunOptions {
   keepData?: boolean;
   /** Partition shapes the partition nemesis draws from (default: all). */
   partitionKinds?: PartitionKind[];
+  /** Whom the pause nemesis stops: 'leader' always the leader, 'any' (default) leader or random 50/50. */
+  pauseTarget?: 'leader' | 'any';
+  /**
+   * Shortest SIGSTOP window, ms. Default 3 x the election timeout (10 ticks), so a paused
+   * leader always outlives its lease and a new leader can be elected meanwhile.
+   */
+  pauseMinMs?: number;
   /** Test-only: a planted client bug the checker must catch. */
   plantedBug?: PlantedBug;
   /** The command line, for results.json and the report. */
@@ -82,17 +92,25 @@ export interface RunResult {
 }
 
 const FINAL_PROCESS_BASE = 1_000_000;
+/** kvd's election timeout in ticks (the leader lease is as long). */
+export const ELECTION_TIMEOUT_TICKS = 10;
 const FINAL_ATTEMPTS = 20;
 const NODE_FLAGS = ['--snapshot-entries', '1000', '--compaction-lag', '200'];
 
-export function makeWorkload(name: WorkloadName): Workload {
+export function makeWorkload(name: WorkloadName, consistency: ConsistencyName = 'linearizable'): Workload {
   switch (name) {
     case 'register':
-      return new RegisterWorkload();
+      return new RegisterWorkload({ session: consistency === 'session' });
     case 'list-append':
       return new ListAppendWorkload();
     case 'bank':
       return new BankWorkload();
+    case 'counter':
+      return new CounterWorkload();
+    case 'watch':
+      return new WatchWorkload();
+    case 'lock':
+      return new LockWorkload();
   }
 }
 
@@ -130,7 +148,10 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
   const intervalS = opts.nemesisIntervalS ?? 5;
   const rng = new Rng(opts.seed);
   const nemesisRng = rng.fork(1000);
-  const workload = makeWorkload(opts.workload);
+  const workload = makeWorkload(opts.workload, opts.consistency);
+  if (opts.plantedBug === 'session-drop-token' && (opts.workload !== 'register' || opts.consistency !== 'session')) {
+    throw new NotBuiltError('--planted-bug session-drop-token needs --workload register --consistency session');
+  }
   const notes: string[] = [];
   const cluster = new ProcessCluster(opts.nodes, tickMs, { root: join(runDir, 'data'), logDir: join(runDir, 'logs'), keepRoot: true });
   const rec = new HistoryRecorder({ streamPath: join(runDir, 'history.partial.jsonl') });
@@ -162,6 +183,14 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
     },
     nextNodeId: () => nextId++,
     ...(opts.partitionKinds ? { partitionKinds: opts.partitionKinds } : {}),
+    pauseTarget: opts.pauseTarget ?? 'any',
+    pauseMinMs: opts.pauseMinMs ?? 3 * ELECTION_TIMEOUT_TICKS * tickMs,
+  };
+  const bgEnv: BackgroundEnv = {
+    endpoints: () => members.map((n) => n.clientAddr),
+    observe: (f, value) => rec.observe(f, value),
+    log,
+    opTimeoutMs,
   };
   const progress = (): Progress => {
     const t = totals(rec.counts());
@@ -182,6 +211,7 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
     const setupClient = adminClient();
     await probeConsistency(setupClient, opts.consistency);
     await workload.setup(setupClient);
+    workload.startBackground?.(bgEnv);
     phase = 'running';
     workloadStartMs = rec.nowMs();
     const workers = Array.from({ length: opts.concurrency }, (_, w) => runWorker(w));
@@ -199,6 +229,7 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
       await recover();
       phase = 'final-reads';
       await finalReads();
+      if (workload.finish) await workload.finish(adminClient(), bgEnv);
     }
   } catch (e) {
     if (e instanceof NotBuiltError) throw e;
@@ -256,7 +287,9 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
     const wrng = rng.fork(w);
     let proc = w;
     let writer: KvClient | undefined;
+    let session: Session | undefined;
     let writerEpoch = -1;
+    const sessionId = opts.consistency === 'session' ? `s${w}` : undefined;
     const meanGapMs = (opts.concurrency / opts.rate) * 1000;
     // Open-loop-ish schedule: the next op is due a random gap after the previous one was due,
     // so slow ops do not lower the rate (a worker that fell behind catches up, bounded by one gap).
@@ -271,10 +304,12 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
         if (old) setTimeout(() => old.close(), opTimeoutMs + 1000);
         writer = new KvClient({ endpoints: members.map((n) => n.clientAddr), defaultTimeoutMs: opTimeoutMs, discoveryTimeoutMs: Math.min(500, opTimeoutMs) });
         writerEpoch = epoch;
+        // One logical session per worker: a new client continues it from the old one's token.
+        if (sessionId) session = session ? writer.session(session.token()) : writer.session();
       }
       const node = members[w % members.length]!;
       const op = workload.generate(wrng, w);
-      const c = await execute(proc, op, execContext(w, node, wrng, writer));
+      const c = await execute(proc, op, execContext(w, node, wrng, writer, session), sessionId);
       if (c.type === 'info') proc += opts.concurrency;
     }
     if (writer) {
@@ -283,8 +318,9 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
     }
   }
 
-  function execContext(worker: number, node: ProcNode, wrng: Rng, writer: KvClient): ExecContext {
+  function execContext(worker: number, node: ProcNode, wrng: Rng, writer: KvClient, session?: Session): ExecContext {
     return {
+      ...(session ? { session } : {}),
       worker,
       node,
       rng: wrng,
@@ -296,8 +332,8 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
     };
   }
 
-  async function execute(proc: number, op: OpSpec, ctx: ExecContext): Promise<Completion> {
-    const h = rec.invoke(proc, op.f, op.value, op.key);
+  async function execute(proc: number, op: OpSpec, ctx: ExecContext, sessionId?: string): Promise<Completion> {
+    const h = rec.invoke(proc, op.f, op.value, op.key, sessionId);
     let c: Completion;
     try {
       c = await workload.execute(ctx, op);

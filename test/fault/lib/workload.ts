@@ -3,11 +3,9 @@
 // its final reads, and judges the recorded history. The runner does the recording: it logs the
 // invoke before execute() and the ok/fail/info it returns after.
 //
-// Built: register, list-append, bank. counter, lock and watch need primitives that are not
-// built yet (bounded counters with idempotency keys, locks with fencing, watch); they plug in
-// here when those land.
+// Built: register, list-append, bank, counter, watch, lock.
 
-import { KvClientError, StatusCode, writeDefinitelyNotApplied, type ConsistencyName, type KvClient } from '../../../src/client/index.js';
+import { KvClientError, StatusCode, writeDefinitelyNotApplied, type ConsistencyName, type KvClient, type Session } from '../../../src/client/index.js';
 import type { CallResult, ProcNode } from './cluster.js';
 import type { Completion, HistoryEvent } from './history.js';
 import type { Rng } from './rng.js';
@@ -18,8 +16,14 @@ export interface OpSpec {
   value: unknown;
 }
 
-/** Planted client bugs, to prove the checkers can fail. Test-only. */
-export type PlantedBug = 'stale-read';
+/**
+ * Planted client bugs, to prove the checkers can fail. Test-only.
+ * - stale-read: register reads answered from the client's cache half the time;
+ * - session-drop-token: with --consistency session, reads go out as STALE reads without the
+ *   session's min_revision (the token is dropped) but are recorded as session reads.
+ */
+export type PlantedBug = 'stale-read' | 'session-drop-token';
+export const PLANTED_BUGS: readonly PlantedBug[] = ['stale-read', 'session-drop-token'];
 
 export interface ExecContext {
   worker: number;
@@ -32,6 +36,21 @@ export interface ExecContext {
   consistency: ConsistencyName;
   opTimeoutMs: number;
   plantedBug?: PlantedBug;
+  /**
+   * With --consistency session: this worker's session (of `writer`); its reads (pinned to the
+   * worker's node) AND writes go through it. Survives a writer change (continued from its token).
+   */
+  session?: Session;
+}
+
+/** What a workload's background tasks (e.g. watchers) get from the runner. */
+export interface BackgroundEnv {
+  /** Client addresses of the current members. */
+  endpoints(): string[];
+  /** Records an observation in the history (process "nemesis", ignored by the checkers). */
+  observe(f: string, value: unknown): void;
+  log(msg: string): void;
+  opTimeoutMs: number;
 }
 
 export interface CheckResult {
@@ -56,11 +75,17 @@ export interface Workload {
   /** Ops to run once the cluster has healed and recovered (retried until ok). */
   finalOps(): OpSpec[];
   check(events: HistoryEvent[], jsonl: string, opts: { timeoutMs: number }): CheckResult[];
+  /** Optional: long-running tasks (watchers) started with the workers, after setup(). */
+  startBackground?(env: BackgroundEnv): void;
+  /**
+   * Optional: called after the final reads with a healthy cluster; ends the background tasks
+   * (bounded) and gathers what check() needs (e.g. the applied history of a key).
+   */
+  finish?(client: KvClient, env: BackgroundEnv): Promise<void>;
 }
 
-export const WORKLOAD_NAMES = ['register', 'list-append', 'bank'] as const;
+export const WORKLOAD_NAMES = ['register', 'list-append', 'bank', 'counter', 'watch', 'lock'] as const;
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
-export const LATER_WORKLOADS = ['counter', 'lock', 'watch'] as const;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
