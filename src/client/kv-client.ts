@@ -893,6 +893,12 @@ export class KvClient {
     return faultsOf(r.faults);
   }
 
+  /** TEST ONLY: makes `endpoint`'s time run at `rate` x real time (clock drift; see kv.proto). */
+  async setClockRate(endpoint: string, rate: number, opts: CallOptions = {}): Promise<number> {
+    const r = await this.call<{ rate?: number }>('Admin', 'SetClockRate', { rate }, 'read', { to: 'endpoint', addr: endpoint }, opts.timeoutMs);
+    return Number(r.rate ?? 0);
+  }
+
   async clearFaults(endpoint: string, opts: CallOptions = {}): Promise<FaultConfig> {
     const r = await this.call<{ faults?: FaultConfig | null }>('Admin', 'ClearFaults', {}, 'read', { to: 'endpoint', addr: endpoint }, opts.timeoutMs);
     return faultsOf(r.faults);

@@ -353,6 +353,14 @@ export class KvService {
         this.faults.clearFaults();
         return toWire();
       }),
+      SetClockRate: unary<{ rate?: number }, unknown>(async (req) => {
+        try {
+          this.host.setClockRate(Number(req.rate ?? 0));
+        } catch (e) {
+          throw invalidArgument((e as Error).message);
+        }
+        return { rate: this.host.currentClockRate };
+      }),
     };
   }
 }

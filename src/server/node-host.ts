@@ -29,6 +29,10 @@ import type { Transport } from '../transport/index.js';
 import type { NodeConfig, PeerSpec } from './config.js';
 import { deadlineExceeded, KvError, resourceExhausted, unavailable, unavailableNotApplied } from './errors.js';
 
+/** Bounds of the test-only clock rate (Admin SetClockRate). */
+export const MIN_CLOCK_RATE = 0.1;
+export const MAX_CLOCK_RATE = 10;
+
 const MEMBERS_KEY = new Uint8Array([0x68, 0x2f, 0x6d]); // 'h/m': host-owned member address table
 
 interface ProposalWaiter {
@@ -71,6 +75,13 @@ export class NodeHost {
   private members = new Map<NodeId, MemberContext>();
   /** Monotonic ms when we last heard from a leader (or were one). */
   lastLeaderContactMs = performance.now();
+  /**
+   * Test-only clock drift (Admin SetClockRate): this node's notion of elapsed time runs at
+   * `clockRate` x real time, for both its Raft ticks and its monotonic clock. 1 = honest.
+   */
+  private clockRate = 1;
+  private clockAnchorRealMs = performance.now();
+  private clockAnchorVirtualMs = this.clockAnchorRealMs;
   /**
    * Monotonic ms at which each recent tick was stepped, by tickCount modulo the ring size. The
    * lease is counted in ticks; a paused or starved process does not tick, so the lease is also
@@ -125,10 +136,7 @@ export class NodeHost {
     deps.transport.onMessage((msgs) => host.receive(msgs));
     deps.transport.onUnreachable((peer) => host.enqueueAdmin(() => host.rawNode.reportUnreachable(peer)));
     deps.transport.onSnapshotStatus((peer, ok) => host.enqueueAdmin(() => host.rawNode.reportSnapshot(peer, ok)));
-    host.tickTimer = setInterval(() => {
-      host.pendingTicks++;
-      host.scheduleTurn();
-    }, cfg.tickIntervalMs);
+    host.armTickTimer();
     host.scheduleTurn();
     return host;
   }
@@ -278,7 +286,7 @@ export class NodeHost {
     if (startTick < 0 || r.tickCount - startTick >= this.tickTimesMs.length) return false;
     const startMs = this.tickTimesMs[startTick % this.tickTimesMs.length]!;
     const leaseMs = (this.cfg.electionTimeoutTicks - this.cfg.leaseMarginTicks) * this.cfg.tickIntervalMs;
-    return performance.now() - startMs < leaseMs;
+    return this.nowMs() - startMs < leaseMs;
   }
 
   /**
@@ -287,10 +295,10 @@ export class NodeHost {
    */
   stalenessMs(): number {
     const r = this.rawNode.raft;
-    if (r.state !== StateRole.Leader) return Math.max(0, performance.now() - this.lastLeaderContactMs);
+    if (r.state !== StateRole.Leader) return Math.max(0, this.nowMs() - this.lastLeaderContactMs);
     const startTick = r.leaseStartTick();
-    if (startTick < 0 || r.tickCount - startTick >= this.tickTimesMs.length) return Math.max(0, performance.now() - this.lastLeaderContactMs);
-    return Math.max(0, performance.now() - this.tickTimesMs[startTick % this.tickTimesMs.length]!);
+    if (startTick < 0 || r.tickCount - startTick >= this.tickTimesMs.length) return Math.max(0, this.nowMs() - this.lastLeaderContactMs);
+    return Math.max(0, this.nowMs() - this.tickTimesMs[startTick % this.tickTimesMs.length]!);
   }
 
   private checkAlive(): void {
@@ -335,13 +343,13 @@ export class NodeHost {
     const n = this.rawNode;
     for (; this.pendingTicks > 0; this.pendingTicks--) {
       n.tick();
-      this.tickTimesMs[n.raft.tickCount % this.tickTimesMs.length] = performance.now();
+      this.tickTimesMs[n.raft.tickCount % this.tickTimesMs.length] = this.nowMs();
     }
     const inbox = this.inbox;
     this.inbox = [];
     for (const m of inbox) {
       if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) {
-        this.lastLeaderContactMs = performance.now();
+        this.lastLeaderContactMs = this.nowMs();
       }
       n.step(m);
     }
@@ -435,7 +443,7 @@ export class NodeHost {
 
   private onSoftState(role: StateRole, leader: NodeId): void {
     this.log.info({ role, leader }, 'role changed');
-    if (role === StateRole.Leader) this.lastLeaderContactMs = performance.now();
+    if (role === StateRole.Leader) this.lastLeaderContactMs = this.nowMs();
   }
 
   private async fillSnapshots(messages: Message[]): Promise<void> {
@@ -519,6 +527,35 @@ export class NodeHost {
     const compactTo = applied - this.cfg.compactionLagEntries;
     if (compactTo > this.storage.firstIndex()) await this.storage.compact(compactTo);
     this.log.info({ applied, compactTo }, 'snapshot taken, log compacted');
+  }
+
+  /** This node's monotonic clock in ms (scaled by the test-only clock rate). */
+  nowMs(): number {
+    return this.clockAnchorVirtualMs + (performance.now() - this.clockAnchorRealMs) * this.clockRate;
+  }
+
+  /**
+   * Test-only: makes this node's time run at `rate` x real time (ticks and monotonic clock), to
+   * model clock drift. LEASE reads are only safe while drift stays within the lease margin.
+   */
+  setClockRate(rate: number): void {
+    if (!(rate >= MIN_CLOCK_RATE && rate <= MAX_CLOCK_RATE)) throw new RangeError(`clock rate ${rate} is not in [${MIN_CLOCK_RATE}, ${MAX_CLOCK_RATE}]`);
+    this.clockAnchorVirtualMs = this.nowMs();
+    this.clockAnchorRealMs = performance.now();
+    this.clockRate = rate;
+    if (!this.stopped) this.armTickTimer();
+  }
+
+  get currentClockRate(): number {
+    return this.clockRate;
+  }
+
+  private armTickTimer(): void {
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.tickTimer = setInterval(() => {
+      this.pendingTicks++;
+      this.scheduleTurn();
+    }, this.cfg.tickIntervalMs / this.clockRate);
   }
 
   // ------------------------------------------------------------------ status

@@ -116,3 +116,83 @@ describe('read consistency modes', () => {
     expect(err?.details).toMatch(/ahead of the cluster's revision/);
   });
 });
+
+describe('LEASE reads and clock drift (test-only clock rate)', () => {
+  let cluster: TestCluster;
+  let client: KvClient;
+
+  beforeAll(async () => {
+    cluster = await startTestCluster({ size: 3, tickIntervalMs: TICK_MS });
+    await cluster.waitForLeader();
+    client = new KvClient({ endpoints: cluster.endpoints, defaultTimeoutMs: 3_000 });
+  }, 30_000);
+
+  afterAll(async () => {
+    client?.close();
+    await cluster?.stop();
+  });
+
+  const addr = (id: number): string => cluster.specs.find((s) => s.id === id)!.clientAddr;
+  const others = (id: number): number[] => cluster.specs.map((s) => s.id).filter((x) => x !== id);
+
+  /**
+   * Cuts the leader off, waits for a new leader among the others, writes `next` there, then
+   * asks the old leader for a LEASE read. Returns what the old leader answered.
+   */
+  async function deposeAndRead(key: string, next: string): Promise<{ value?: string; used?: Consistency; error?: StatusCode }> {
+    const old = await cluster.waitForLeader();
+    await client.setFaults(addr(old), { partitionFrom: others(old) });
+    let fresh: KvClient | undefined;
+    try {
+      // Watch the in-process hosts directly so the write lands as soon as a new leader exists.
+      const deadline = Date.now() + 5_000;
+      let lead: number | undefined;
+      while (lead === undefined && Date.now() < deadline) {
+        lead = others(old).find((id) => cluster.nodes.get(id)!.host.isLeader());
+        if (lead === undefined) await new Promise((r) => setTimeout(r, 2));
+      }
+      if (lead === undefined) throw new Error('no new leader within 5 s');
+      fresh = new KvClient({ endpoints: [addr(lead)], defaultTimeoutMs: 2_000 });
+      await fresh.put(key, next);
+      return await client.get(key, { consistency: 'lease', endpoint: addr(old), timeoutMs: 300 }).then(
+        (g) => ({ value: g.value === undefined ? undefined : text(g.value), used: g.header.consistencyUsed }),
+        (e: KvClientError) => ({ error: e.code }),
+      );
+    } finally {
+      fresh?.close();
+      await client.clearFaults(addr(old));
+      await client.setClockRate(addr(old), 1);
+    }
+  }
+
+  it('with honest clocks a deposed leader never serves a stale LEASE read', async () => {
+    await client.put('drift-k', 'v1');
+    const r = await deposeAndRead('drift-k', 'v2');
+    expect(r.used === Consistency.Lease && r.value === 'v1', JSON.stringify(r)).toBe(false);
+  }, 20_000);
+
+  it('a leader whose clock runs ~7x slow (beyond the lease margin) does serve one: the drift bound matters', async () => {
+    // The window (between the new leader's first write and the slow lease's end) is a few
+    // hundred ms of real time; on a loaded machine one attempt can miss it, so allow three.
+    const seen: unknown[] = [];
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const key = `drift-k${attempt}`;
+      await client.put(key, 'v1');
+      const leader = await cluster.waitForLeader();
+      await client.setClockRate(addr(leader), 0.15);
+      await new Promise((r) => setTimeout(r, 300)); // heartbeat rounds at the slow rate
+      const r = await deposeAndRead(key, 'v2');
+      seen.push(r);
+      if (r.used === Consistency.Lease && r.value === 'v1') return;
+    }
+    expect.fail(`the slow-clocked old leader never served a stale LEASE read: ${JSON.stringify(seen)}`);
+  }, 40_000);
+
+  it('rejects clock rates outside [0.1, 10]', async () => {
+    const err = await client.setClockRate(cluster.endpoints[0]!, 50).then(
+      () => undefined,
+      (e: KvClientError) => e,
+    );
+    expect(err?.code).toBe(StatusCode.INVALID_ARGUMENT);
+  });
+});

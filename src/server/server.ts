@@ -42,7 +42,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     server.addService(kvServiceDefinition('KV'), service.handlers());
     server.addService(kvServiceDefinition('Cluster'), service.clusterHandlers());
     server.addService(kvServiceDefinition('Admin'), service.adminHandlers());
-    const keeper = new LeaseKeeper(host);
+    const keeper = new LeaseKeeper(host, { now: () => host.nowMs() });
     const lockService = new LockService(host, keeper);
     server.addService(concurrencyServiceDefinition('Lease'), lockService.leaseHandlers());
     server.addService(concurrencyServiceDefinition('Lock'), lockService.lockHandlers());
