@@ -209,7 +209,8 @@ export class LevelRaftStorage implements Storage {
     const start = { index, term: this.term(index) };
     const ops: BatchOp[] = [{ type: 'put', key: K.LOG_START_KEY, value: K.encodeLogStart(start) }];
     for (let i = offset + 1; i <= index; i++) ops.push({ type: 'del', key: K.entryKey(i) });
-    await this.db.batch(ops, { sync: true });
+    // Thousands of deletes: the chained batch keeps this off the event loop's critical path.
+    await writeBatch(this.db, ops, true);
     // Re-read: a concurrent save may have replaced this.ents while we awaited.
     const cur = this.ents;
     const curOffset = cur[0]!.index;
