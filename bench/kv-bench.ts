@@ -377,6 +377,7 @@ async function runOne(sys: System, addr: string, op: 'put' | 'get', c: number, o
   let measuring = false;
   let done = false;
   let windowOps = 0;
+  let windowErrors = 0;
   const worker = async (w: number): Promise<void> => {
     const ch = chans[w % nChannels]!;
     let seed = (w + 1) * 2654435761;
@@ -387,6 +388,7 @@ async function runOne(sys: System, addr: string, op: 'put' | 'get', c: number, o
       const err = await new Promise<Error | null>((res) => (op === 'put' ? ch.put(key, value, res) : ch.get(key, res)));
       const dt = performance.now() - t0;
       windowOps++;
+      if (err) windowErrors++;
       if (!measuring || done) continue;
       if (err) {
         errors++;
@@ -396,8 +398,10 @@ async function runOne(sys: System, addr: string, op: 'put' | 'get', c: number, o
   };
   const workers = Array.from({ length: c }, (_, w) => worker(w));
   const ticker = setInterval(() => {
-    progress(`\r  ${sys.name} ${op} C=${c}: ${measuring ? 'measuring' : 'warmup   '} ${String(windowOps).padStart(7)} ops/s  `);
+    if (stopping) return;
+    progress(`\r  ${sys.name} ${op} C=${c}: ${measuring ? 'measuring' : 'warmup   '} ${String(windowOps - windowErrors).padStart(7)} ops/s${windowErrors ? `, ${windowErrors} errors/s` : ''}  `);
     windowOps = 0;
+    windowErrors = 0;
   }, 1000);
   await sleep(o.warmupS * 1000);
   measuring = true;
