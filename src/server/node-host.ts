@@ -400,7 +400,9 @@ export class NodeHost {
     // 1. Persist (a received snapshot replaces the state machine in the same batch).
     let restore: Awaited<ReturnType<KvStateMachine['prepareRestore']>> | undefined;
     if (rd.snapshot) restore = await this.sm.prepareRestore(rd.snapshot.data);
-    await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, restore?.ops ?? []);
+    // A Ready that changes only the commit index need not be fsynced (Raft's mustSync): the
+    // commit index is re-learned after a crash, and start-up uses min(applied, commit).
+    await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, restore?.ops ?? [], { sync: rd.mustSync });
     restore?.commit();
     // 2. Send (snapshots carry the state machine's current state: a "merged" snapshot whose
     //    data may be newer than its metadata; the receiver skips entries it already holds).

@@ -69,6 +69,15 @@ describe('LevelRaftStorage', () => {
     expect(new TextDecoder().decode(r.entries(4, 5, Infinity)[0]!.data)).toBe('new4');
   });
 
+  it('an unsynced save may carry only the hard state; entries must be synced', async () => {
+    const s = await LevelRaftStorage.open(db);
+    await s.save({ hardState: { term: 1, vote: 1, commit: 1 }, entries: range(1, 3, 1) });
+    await s.save({ hardState: { term: 1, vote: 1, commit: 3 }, entries: [] }, [], { sync: false });
+    expect((await reopen()).initialState().hardState.commit).toBe(3);
+    const r = await LevelRaftStorage.open(db);
+    await expect(r.save({ entries: [ent(4, 1)] }, [], { sync: false })).rejects.toBeInstanceOf(StorageUsageError);
+  });
+
   it('refuses an append that leaves a gap', async () => {
     const s = await LevelRaftStorage.open(db);
     await s.save({ entries: range(1, 2, 1) });

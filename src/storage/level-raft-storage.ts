@@ -131,12 +131,14 @@ export class LevelRaftStorage implements Storage {
   // ---- writes
 
   /**
-   * Persists one Ready in ONE synced batch: hard state, entries (overwriting and deleting any
+   * Persists one Ready in ONE batch: hard state, entries (overwriting and deleting any
    * conflicting suffix), and a received snapshot's metadata (dropping the whole old log).
-   * `extraOps` (e.g. a state-machine restore) commit in the same batch. Not reentrant: the
-   * host awaits each save before the next, as the Ready loop does.
+   * `extraOps` (e.g. a state-machine restore) commit in the same batch. The batch is fsynced
+   * unless `sync` is false, which the host passes only for a Ready whose `mustSync` is false
+   * (nothing changed but the commit index: losing it in a crash is harmless, it is re-learned).
+   * Not reentrant: the host awaits each save before the next, as the Ready loop does.
    */
-  async save(rd: PersistRequest, extraOps: BatchOp[] = []): Promise<void> {
+  async save(rd: PersistRequest, extraOps: BatchOp[] = [], opts: { sync?: boolean } = {}): Promise<void> {
     if (this.saving) throw new StorageUsageError('save() called while another save is in flight');
     this.saving = true;
     try {
@@ -156,7 +158,11 @@ export class LevelRaftStorage implements Storage {
       if (rd.entries.length > 0) ents = this.appendOps(ents, rd.entries, ops);
       if (rd.hardState) ops.push({ type: 'put', key: K.HARD_STATE_KEY, value: K.encodeHardState(rd.hardState) });
       for (const op of extraOps) ops.push(op);
-      if (ops.length > 0) await writeBatch(this.db, ops, true);
+      const sync = opts.sync ?? true;
+      if (!sync && (rd.entries.length > 0 || rd.snapshot || extraOps.length > 0)) {
+        throw new StorageUsageError('entries, snapshots and extra ops must be synced');
+      }
+      if (ops.length > 0) await writeBatch(this.db, ops, sync);
       // Only now is it durable: publish to the core's view.
       this.ents = ents;
       this.snapMeta = snapMeta;
