@@ -5,7 +5,11 @@
 //   npm run bench -- --op put,get -c 1,16,64,256 --duration 10 --target both
 //
 // Options (defaults in brackets):
-//   --op put|get|put,get [put]     get = linearizable read (ours: ReadIndex; etcd: default Range)
+//   --op put|get|get-lease|get-session|get-stale[,...] [put]
+//                                 get = linearizable read (ours: ReadIndex; etcd: default Range);
+//                                 get-lease: ours LEASE on the leader vs etcd linearizable;
+//                                 get-session / get-stale: ours SESSION / STALE spread over all
+//                                 nodes vs etcd serializable Range spread over all members
 //   -c, --concurrency N[,N..] [64] concurrent closed-loop workers (each: send, await, repeat)
 //   --duration S [10]             measured seconds per (target, op, C)
 //   --warmup S [2]                unmeasured seconds before each measurement
@@ -41,7 +45,7 @@ const CALL_TIMEOUT_MS = 10_000;
 // ------------------------------------------------------------------ options
 
 interface Options {
-  ops: Array<'put' | 'get'>;
+  ops: Op[];
   concurrency: number[];
   durationS: number;
   warmupS: number;
@@ -78,8 +82,8 @@ function parseArgs(argv: string[]): Options {
     switch (a) {
       case '--op':
         o.ops = take().split(',').map((x) => {
-          if (x !== 'put' && x !== 'get') throw new Error(`--op must be put or get, got "${x}"`);
-          return x;
+          if (!(OPS as readonly string[]).includes(x)) throw new Error(`--op must be one of ${OPS.join(', ')}, got "${x}"`);
+          return x as Op;
         });
         break;
       case '-c':
@@ -154,14 +158,22 @@ function progress(s: string): void {
 // ------------------------------------------------------------------ the two systems
 
 
+const OPS = ['put', 'get', 'get-lease', 'get-session', 'get-stale'] as const;
+type Op = (typeof OPS)[number];
+/** Read ops served by every node (spread over all endpoints) rather than the leader. */
+const SPREAD_OPS: ReadonlySet<Op> = new Set(['get-session', 'get-stale']);
+const isRead = (op: Op): boolean => op !== 'put';
+
 interface System {
   name: 'raftkv' | 'etcd';
   /** Server processes this script started (for CPU accounting); empty when connecting to a running cluster. */
   pids: number[];
   /** Client address of the current leader. */
   leader(): Promise<string>;
-  /** One fresh channel (own TCP connection) to addr; put/get bound to it. */
-  channel(addr: string, n: number): { put(key: Buffer, value: Buffer, cb: (err: Error | null) => void): void; get(key: Buffer, cb: (err: Error | null) => void): void; close(): void };
+  /** Every member's client address. */
+  endpoints: string[];
+  /** One fresh channel (own TCP connection) to addr; put/get bound to it (get in the op's mode). */
+  channel(addr: string, n: number, op: Op): { put(key: Buffer, value: Buffer, cb: (err: Error | null) => void): void; get(key: Buffer, cb: (err: Error | null) => void): void; close(): void };
 }
 
 /** grpc-js pools subchannels by address+options; a distinct option gives each channel its own connection. */
@@ -179,6 +191,7 @@ function raftkvSystem(endpoints: string[], pids: number[]): System {
   return {
     name: 'raftkv',
     pids,
+    endpoints,
     async leader() {
       for (let attempt = 0; attempt < 100; attempt++) {
         for (const ep of endpoints) {
@@ -191,11 +204,14 @@ function raftkvSystem(endpoints: string[], pids: number[]): System {
       }
       throw new Error(`raftkv: no leader among ${endpoints.join(',')}`);
     },
-    channel(addr, n) {
+    channel(addr, n, op) {
       const c = new Kv(addr, grpc.credentials.createInsecure(), channelOptions(n)) as unknown as grpc.Client & { Put: (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void; Get: (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void };
+      // Consistency enum of kv.proto: 1 LINEARIZABLE, 2 LEASE, 3 SESSION, 4 STALE.
+      const consistency = { put: 1, get: 1, 'get-lease': 2, 'get-session': 3, 'get-stale': 4 }[op];
+      const read = { consistency };
       return {
         put: (key, value, cb) => c.Put({ key, value }, deadline(), cb),
-        get: (key, cb) => c.Get({ key }, deadline(), cb),
+        get: (key, cb) => c.Get({ key, read }, deadline(), cb),
         close: () => c.close(),
       };
     },
@@ -233,6 +249,7 @@ function etcdSystem(endpoints: string[], pids: number[]): System {
   return {
     name: 'etcd',
     pids,
+    endpoints,
     async leader() {
       for (let attempt = 0; attempt < 100; attempt++) {
         for (const ep of endpoints) {
@@ -246,12 +263,14 @@ function etcdSystem(endpoints: string[], pids: number[]): System {
       }
       throw new Error(`etcd: no leader among ${endpoints.join(',')}`);
     },
-    channel(addr, n) {
+    channel(addr, n, op) {
       const c = new Kv(addr, grpc.credentials.createInsecure(), channelOptions(n)) as unknown as grpc.Client & { Put: (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void; Range: (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void };
+      // serializable=false (the default): a linearizable read through etcd's ReadIndex; the
+      // spread ops compare with etcd's serializable (local) reads.
+      const serializable = SPREAD_OPS.has(op);
       return {
         put: (key, value, cb) => c.Put({ key, value }, deadline(), cb),
-        // serializable=false (the default): a linearizable read through etcd's ReadIndex.
-        get: (key, cb) => c.Range({ key }, deadline(), cb),
+        get: (key, cb) => c.Range({ key, serializable }, deadline(), cb),
         close: () => c.close(),
       };
     },
@@ -355,7 +374,7 @@ function percentile(sorted: Float64Array, p: number): number {
 
 /** Writes every key once (so gets find values); C=64 on 4 channels. */
 async function preload(sys: System, addr: string, o: Options, value: Buffer): Promise<void> {
-  const chans = [0, 1, 2, 3].map((i) => sys.channel(addr, 1000 + i));
+  const chans = [0, 1, 2, 3].map((i) => sys.channel(addr, 1000 + i, 'put'));
   let next = 0;
   const worker = async (w: number): Promise<void> => {
     const ch = chans[w % chans.length]!;
@@ -368,9 +387,11 @@ async function preload(sys: System, addr: string, o: Options, value: Buffer): Pr
   for (const ch of chans) ch.close();
 }
 
-async function runOne(sys: System, addr: string, op: 'put' | 'get', c: number, o: Options, value: Buffer, keys: Buffer[]): Promise<Result> {
-  const nChannels = Math.ceil(c / o.workersPerChannel);
-  const chans = Array.from({ length: nChannels }, (_, i) => sys.channel(addr, i));
+async function runOne(sys: System, addr: string, op: Op, c: number, o: Options, value: Buffer, keys: Buffer[]): Promise<Result> {
+  // Spread ops: at least one channel per member, round-robin over all of them.
+  const nChannels = Math.max(Math.ceil(c / o.workersPerChannel), SPREAD_OPS.has(op) ? Math.min(c, sys.endpoints.length) : 1);
+  const addrOf = (i: number): string => (SPREAD_OPS.has(op) ? sys.endpoints[i % sys.endpoints.length]! : addr);
+  const chans = Array.from({ length: nChannels }, (_, i) => sys.channel(addrOf(i), i, op));
   const lat: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
@@ -542,7 +563,7 @@ async function main(): Promise<void> {
   const keys = Array.from({ length: o.keys }, (_, i) => keyOf(i));
   const results: Result[] = [];
   for (const op of o.ops) {
-    if (op === 'get') {
+    if (isRead(op) && !o.ops.slice(0, o.ops.indexOf(op)).some(isRead)) {
       for (const s of systems) {
         progress(`  ${s.name}: loading ${o.keys} keys for gets\n`);
         await preload(s, leaders.get(s)!, o, value);
