@@ -221,13 +221,13 @@ export class KvService {
         const header = await this.readBarrier(req.read, call);
         const rev = Number(req.revision ?? 0);
         const kv = rev === 0 ? this.host.sm.get(key) : await mvccRead(() => this.host.sm.getAt(key, rev));
-        return { header, kv: kv ?? null };
+        return { header: coverData(header, kv ? [kv] : []), kv: kv ?? null };
       }),
       Range: unary<RangeRequest, unknown>(async (req, call) => {
         checkKey(req.key, this.limits);
         const header = await this.readBarrier(req.read, call);
         const res = await mvccRead(() => this.host.sm.range(req));
-        return { ...res, header };
+        return { ...res, header: coverData(header, res.kvs ?? []) };
       }),
       Compact: unary<CompactRequest, unknown>(async (req, call) => {
         const rev = Number(req.revision ?? 0);
@@ -363,6 +363,18 @@ export class KvService {
       }),
     };
   }
+}
+
+/**
+ * A LevelDB batch becomes visible to reads a moment before the state machine publishes its new
+ * revision, so a read may return data newer than the revision taken for its header. The header
+ * must never claim less than the data it returns (a session token built from it would let a
+ * later read go back in time): raise it to the newest mod revision returned.
+ */
+function coverData(header: ReadHeader, kvs: Array<{ modRevision?: number | null }>): ReadHeader {
+  let revision = Number(header.revision ?? 0);
+  for (const kv of kvs) revision = Math.max(revision, Number(kv.modRevision ?? 0));
+  return revision === header.revision ? header : { ...header, revision };
 }
 
 function roleName(role: StateRole): string {
