@@ -125,7 +125,7 @@ function parseArgs(argv: string[]): Options {
 const children: ChildProcess[] = [];
 let stopping: Promise<void> | undefined;
 
-function startProcess(cmd: string, args: string[], logFile: string): ChildProcess {
+export function startProcess(cmd: string, args: string[], logFile: string): ChildProcess {
   const fd = openSync(logFile, 'a');
   const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
   children.push(child);
@@ -137,7 +137,7 @@ function alive(c: ChildProcess): boolean {
 }
 
 /** SIGTERM every child we started (by pid), SIGKILL after 5 s. */
-function stopAll(): Promise<void> {
+export function stopAll(): Promise<void> {
   stopping ??= (async () => {
     for (const c of children) if (alive(c) && c.pid) process.kill(c.pid, 'SIGTERM');
     const deadline = Date.now() + 5_000;
@@ -147,11 +147,11 @@ function stopAll(): Promise<void> {
   return stopping;
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function progress(s: string): void {
+export function progress(s: string): void {
   process.stderr.write(s);
 }
 
@@ -164,7 +164,7 @@ type Op = (typeof OPS)[number];
 const SPREAD_OPS: ReadonlySet<Op> = new Set(['get-session', 'get-stale']);
 const isRead = (op: Op): boolean => op !== 'put';
 
-interface System {
+export interface System {
   name: 'raftkv' | 'etcd';
   /** Server processes this script started (for CPU accounting); empty when connecting to a running cluster. */
   pids: number[];
@@ -177,7 +177,7 @@ interface System {
 }
 
 /** grpc-js pools subchannels by address+options; a distinct option gives each channel its own connection. */
-function channelOptions(n: number): grpc.ChannelOptions {
+export function channelOptions(n: number): grpc.ChannelOptions {
   return { 'bench.channel': n, 'grpc.max_receive_message_length': 64 * 1024 * 1024 };
 }
 
@@ -185,7 +185,7 @@ function deadline(): grpc.CallOptions {
   return { deadline: Date.now() + CALL_TIMEOUT_MS };
 }
 
-function raftkvSystem(endpoints: string[], pids: number[]): System {
+export function raftkvSystem(endpoints: string[], pids: number[]): System {
   const Kv = grpc.makeGenericClientConstructor(kvServiceDefinition('KV'), 'KV');
   const Cluster = grpc.makeGenericClientConstructor(kvServiceDefinition('Cluster'), 'Cluster');
   return {
@@ -240,7 +240,7 @@ message StatusRequest {}
 message StatusResponse { ResponseHeader header = 1; string version = 2; int64 db_size = 3; uint64 leader = 4; uint64 raft_index = 5; uint64 raft_term = 6; }
 `;
 
-function etcdSystem(endpoints: string[], pids: number[]): System {
+export function etcdSystem(endpoints: string[], pids: number[]): System {
   useNumbersForLongs();
   const root = protobuf.parse(ETCD_PROTO, { keepCase: false }).root;
   root.resolveAll();
@@ -284,8 +284,9 @@ const RAFTKV_PEER_PORT = 17101;
 const ETCD_CLIENT_PORT = 12379;
 const ETCD_PEER_PORT = 12380;
 
-function startRaftkv(o: Options, runDir: string, pids: number[]): string[] {
-  const nodes = [1, 2, 3].map((id) => ({ id, client: `127.0.0.1:${RAFTKV_CLIENT_PORT + id - 1}`, peer: `127.0.0.1:${RAFTKV_PEER_PORT + id - 1}`, data: join(runDir, 'raftkv', `n${id}`) }));
+/** Starts 3 kvd nodes (client ports base.client.., peer ports base.peer..); returns their client addresses. */
+export function startRaftkv(o: Pick<Options, 'out' | 'cpuProf' | 'nodeFlags' | 'tickMs'>, runDir: string, pids: number[], base = { client: RAFTKV_CLIENT_PORT, peer: RAFTKV_PEER_PORT }): string[] {
+  const nodes = [1, 2, 3].map((id) => ({ id, client: `127.0.0.1:${base.client + id - 1}`, peer: `127.0.0.1:${base.peer + id - 1}`, data: join(runDir, 'raftkv', `n${id}`) }));
   const peers = nodes.map((n) => `${n.id}=${n.peer}/${n.client}`).join(',');
   for (const n of nodes) {
     mkdirSync(n.data, { recursive: true });
@@ -301,15 +302,16 @@ function startRaftkv(o: Options, runDir: string, pids: number[]): string[] {
   return nodes.map((n) => n.client);
 }
 
-function etcdInstalled(): boolean {
+export function etcdInstalled(): boolean {
   return spawnSync('etcd', ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
-function startEtcd(runDir: string, pids: number[]): string[] {
+/** Starts a 3-member etcd (client ports base.client, +2, +4; peer ports base.peer, +2, +4); returns the client addresses. */
+export function startEtcd(runDir: string, pids: number[], base = { client: ETCD_CLIENT_PORT, peer: ETCD_PEER_PORT }): string[] {
   if (!etcdInstalled()) {
     throw new Error('no `etcd` binary on PATH. Install it with:\n    apt-get update && apt-get install -y etcd-server etcd-client\n  or run with --target raftkv (or --etcd-endpoints for a running cluster)');
   }
-  const members = [1, 2, 3].map((i) => ({ name: `e${i}`, client: `http://127.0.0.1:${ETCD_CLIENT_PORT + (i - 1) * 2}`, peer: `http://127.0.0.1:${ETCD_PEER_PORT + (i - 1) * 2}`, data: join(runDir, 'etcd', `e${i}`) }));
+  const members = [1, 2, 3].map((i) => ({ name: `e${i}`, client: `http://127.0.0.1:${base.client + (i - 1) * 2}`, peer: `http://127.0.0.1:${base.peer + (i - 1) * 2}`, data: join(runDir, 'etcd', `e${i}`) }));
   const cluster = members.map((m) => `${m.name}=${m.peer}`).join(',');
   for (const m of members) {
     mkdirSync(m.data, { recursive: true });
@@ -324,7 +326,7 @@ function startEtcd(runDir: string, pids: number[]): string[] {
 // ------------------------------------------------------------------ the workload
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -367,7 +369,7 @@ function keyOf(i: number): Buffer {
   return Buffer.from(`bench/key/${String(i).padStart(8, '0')}`);
 }
 
-function percentile(sorted: Float64Array, p: number): number {
+export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
 }
@@ -460,7 +462,7 @@ async function runOne(sys: System, addr: string, op: Op, c: number, o: Options, 
 
 // ------------------------------------------------------------------ report
 
-function fmt(n: number, d = 2): string {
+export function fmt(n: number, d = 2): string {
   return Number.isFinite(n) ? n.toFixed(d) : '-';
 }
 
@@ -585,9 +587,12 @@ async function main(): Promise<void> {
   console.log(`\nwrote ${base}.json and ${base}.svg`);
 }
 
-main()
-  .catch((e: Error) => {
-    process.exitCode = 1;
-    console.error(`kv-bench: ${e.message}`);
-  })
-  .finally(() => stopAll().then(() => process.exit()));
+// Run only as a script; primitives-bench.ts imports the helpers above.
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main()
+    .catch((e: Error) => {
+      process.exitCode = 1;
+      console.error(`kv-bench: ${e.message}`);
+    })
+    .finally(() => stopAll().then(() => process.exit()));
+}
