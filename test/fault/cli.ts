@@ -34,7 +34,6 @@ function nemesisList(v: string): NemesisName[] {
   if (v === '' || v === 'none') return [];
   const names = v.split(',').map((s) => s.trim()).filter(Boolean);
   for (const n of names) {
-    if (n === 'clock') throw new UsageError("nemesis 'clock' is not built yet (it needs a test-only clock-scaling admin switch in the server)");
     if (!(NEMESIS_NAMES as readonly string[]).includes(n)) throw new UsageError(`unknown nemesis '${n}' (use ${NEMESIS_NAMES.join(', ')})`);
   }
   return names as NemesisName[];
@@ -65,6 +64,8 @@ function program(): Command {
     .option('--partitions <kinds>', `partition shapes to draw from: ${PARTITION_KINDS.join(',')} (default all)`)
     .addOption(new Option('--pause-target <who>', 'whom the pause nemesis stops (any = leader or random 50/50)').choices(['any', 'leader']).default('any'))
     .option('--pause-min-ms <ms>', 'shortest SIGSTOP window (default 3 x election timeout = 30 ticks)', int('--pause-min-ms', 0, 600_000))
+    .option('--clock-rates <list>', 'clock nemesis: rates to draw from, e.g. 0.2,0.5 (default 0.2,0.5,0.9,1.25,2)')
+    .option('--clock-leader-isolated', 'clock nemesis: always skew the leader, then cut it off')
     .option('--store <dir>', 'parent of the run directories', 'store')
     .option('--keep-data', 'keep node data dirs even when the run passed')
     .addOption(new Option('--planted-bug <bug>', 'TEST ONLY: plant a client bug the checker must catch').choices([...PLANTED_BUGS]).hideHelp())
@@ -91,6 +92,8 @@ interface Opts {
   keepData?: boolean;
   pauseTarget: 'any' | 'leader';
   pauseMinMs?: number;
+  clockRates?: string;
+  clockLeaderIsolated?: boolean;
   plantedBug?: PlantedBug;
 }
 
@@ -196,6 +199,8 @@ export async function main(argv: string[]): Promise<number> {
       ...(opts.keepData ? { keepData: true } : {}),
       pauseTarget: opts.pauseTarget,
       ...(opts.pauseMinMs !== undefined ? { pauseMinMs: opts.pauseMinMs } : {}),
+      ...(opts.clockRates ? { clockRates: clockRatesOf(opts.clockRates) } : {}),
+      ...(opts.clockLeaderIsolated ? { clockLeaderIsolated: true } : {}),
       ...(opts.plantedBug ? { plantedBug: opts.plantedBug } : {}),
       command,
       onProgress,
@@ -225,4 +230,12 @@ if (isMain) {
       process.exit(2);
     },
   );
+}
+
+function clockRatesOf(list: string): number[] {
+  return list.split(',').map((x) => {
+    const r = Number(x);
+    if (!(r >= 0.1 && r <= 10)) throw new UsageError(`--clock-rates: ${x} is not a rate in [0.1, 10]`);
+    return r;
+  });
 }

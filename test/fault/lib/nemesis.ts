@@ -9,13 +9,18 @@
 // delay      latency + message loss on some nodes' peer transports.
 // membership remove a random voter (maybe the leader) and kill it; add a fresh node under a NEW
 //            id as a learner; heal promotes it once it has caught up. A removed id never returns.
+// clock      TEST ONLY: one node's notion of time (Raft ticks and monotonic clock) runs slow or
+//            fast via Admin SetClockRate; heal sets it back to 1. LEASE reads are promised only
+//            while a leader's clock runs at >= (electionTimeoutTicks - leaseMarginTicks) /
+//            electionTimeoutTicks of real time (0.8 with the defaults): windows beyond that are
+//            labelled, and LEASE histories may (and should be seen to) break in them.
 
 import { rmSync } from 'node:fs';
 import type { KvClient } from '../../../src/client/index.js';
 import type { ProcessCluster, ProcNode } from './cluster.js';
 import type { Rng } from './rng.js';
 
-export const NEMESIS_NAMES = ['kill', 'pause', 'partition', 'delay', 'membership'] as const;
+export const NEMESIS_NAMES = ['kill', 'pause', 'partition', 'delay', 'membership', 'clock'] as const;
 export type NemesisName = (typeof NEMESIS_NAMES)[number];
 
 /** A fault window, for the report. Times are ms since the run started. */
@@ -53,6 +58,10 @@ export interface NemesisEnv {
   pauseTarget?: 'leader' | 'any';
   /** Shortest SIGSTOP window in ms (heal waits until it has passed). */
   pauseMinMs?: number;
+  /** Clock nemesis: the rates it draws from. */
+  clockRates?: number[];
+  /** Clock nemesis: always the leader, always cut off after the skew. */
+  clockLeaderIsolated?: boolean;
 }
 
 const PARTITION_BOTH = 0;
@@ -306,12 +315,51 @@ async function startMembership(env: NemesisEnv): Promise<Fault | undefined> {
   };
 }
 
+// ---------------------------------------------------------------------------- clock
+
+/** Lowest leader clock rate for which LEASE reads stay safe: (election - margin) / election. */
+export const LEASE_SAFE_MIN_CLOCK_RATE = 0.8;
+
+async function setClockRate(env: NemesisEnv, n: ProcNode, rate: number): Promise<string | undefined> {
+  const r = await env.cluster.call(n.clientAddr, 'admin', 'SetClockRate', { rate }, 2000);
+  return r.ok ? undefined : `n${n.id}: ${r.error.details.slice(0, 100)}`;
+}
+
+async function startClock(env: NemesisEnv): Promise<Fault | undefined> {
+  const running = env.members.filter((n) => env.cluster.isRunning(n) && !n.paused);
+  if (running.length === 0) return undefined;
+  const leader = env.clockLeaderIsolated || env.rng.next() < 0.5 ? await findLeader(env, 1000) : undefined;
+  const target = leader ?? env.rng.pick(running);
+  const rate = env.rng.pick(env.clockRates ?? [0.2, 0.5, 0.9, 1.25, 2]);
+  const err = await setClockRate(env, target, rate);
+  const beyond = rate < LEASE_SAFE_MIN_CLOCK_RATE ? ', beyond the lease drift bound' : '';
+  // Drift alone changes nothing a reader can see: a skewed leader must also lose its quorum
+  // while it still believes in its lease. Half the leader windows cut it off after a moment.
+  let isolated = '';
+  if (leader && (env.clockLeaderIsolated || env.rng.next() < 0.5)) {
+    await sleep(300);
+    const others = env.members.filter((n) => n !== leader).map((n) => n.id);
+    const e = await setFaults(env, leader, { partitionFrom: others, partitionDirection: PARTITION_BOTH });
+    isolated = e ? ` (isolate failed: ${e})` : ', then isolated';
+  }
+  return {
+    label: `clock n${target.id}${leader ? ' (leader)' : ''} x${rate}${beyond}${isolated}${err ? ` (failed: ${err})` : ''}`,
+    heal: async () => {
+      if (isolated) await clearAllFaults(env);
+      if (!env.cluster.isRunning(target)) return;
+      const e = await setClockRate(env, target, 1);
+      if (e) env.log(`clock heal ${e}`);
+    },
+  };
+}
+
 export const NEMESES: Record<NemesisName, (env: NemesisEnv) => Promise<Fault | undefined>> = {
   kill: startKill,
   pause: startPause,
   partition: startPartition,
   delay: startDelay,
   membership: startMembership,
+  clock: startClock,
 };
 
 export function sleep(ms: number): Promise<void> {

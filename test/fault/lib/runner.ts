@@ -52,6 +52,10 @@ export interface RunOptions {
    * leader always outlives its lease and a new leader can be elected meanwhile.
    */
   pauseMinMs?: number;
+  /** Clock nemesis: the rates it draws from (default 0.2, 0.5, 0.9, 1.25, 2). */
+  clockRates?: number[];
+  /** Clock nemesis: always skew the leader and cut it off (default: leader or random, isolated half the time). */
+  clockLeaderIsolated?: boolean;
   /** Test-only: a planted client bug the checker must catch. */
   plantedBug?: PlantedBug;
   /** The command line, for results.json and the report. */
@@ -185,6 +189,8 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
     ...(opts.partitionKinds ? { partitionKinds: opts.partitionKinds } : {}),
     pauseTarget: opts.pauseTarget ?? 'any',
     pauseMinMs: opts.pauseMinMs ?? 3 * ELECTION_TIMEOUT_TICKS * tickMs,
+    ...(opts.clockRates ? { clockRates: opts.clockRates } : {}),
+    ...(opts.clockLeaderIsolated ? { clockLeaderIsolated: true } : {}),
   };
   const bgEnv: BackgroundEnv = {
     endpoints: () => members.map((n) => n.clientAddr),
