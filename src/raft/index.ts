@@ -4,6 +4,8 @@ export { RawNode, type Status, type ProgressStatus } from './rawnode.js';
 export type { RaftConfig, ProposeResult, ProposalDropReason, PlantedBugs } from './raft.js';
 export {
   MemoryStorage,
+  dummyHeadedEntries,
+  dummyHeadedTerm,
   CompactedError,
   UnavailableError,
   SnapshotTemporarilyUnavailableError,

@@ -63,6 +63,25 @@ export function limitSize(entries: Entry[], maxBytes: number): Entry[] {
 }
 
 /**
+ * Storage reads over an in-memory log whose `ents[0]` is a dummy entry holding the log start
+ * (the snapshot's index and term) and whose real entries follow contiguously. Shared by
+ * MemoryStorage and the LevelDB storage's cached tail.
+ */
+export function dummyHeadedEntries(ents: Entry[], lo: number, hi: number, maxBytes: number): Entry[] {
+  const offset = ents[0]!.index;
+  if (lo <= offset) throw new CompactedError();
+  if (hi > offset + ents.length) throw new UnavailableError();
+  return limitSize(ents.slice(lo - offset, hi - offset), maxBytes);
+}
+
+export function dummyHeadedTerm(ents: Entry[], i: number): number {
+  const offset = ents[0]!.index;
+  if (i < offset) throw new CompactedError();
+  if (i - offset >= ents.length) throw new UnavailableError();
+  return ents[i - offset]!.term;
+}
+
+/**
  * In-memory Storage. `ents[0]` is a dummy entry holding the snapshot's index and term, so
  * `term(firstIndex - 1)` always works.
  */
@@ -96,17 +115,11 @@ export class MemoryStorage implements Storage {
   }
 
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
-    const offset = this.ents[0]!.index;
-    if (lo <= offset) throw new CompactedError();
-    if (hi > this.lastIndex() + 1) throw new UnavailableError();
-    return limitSize(this.ents.slice(lo - offset, hi - offset), maxBytes);
+    return dummyHeadedEntries(this.ents, lo, hi, maxBytes);
   }
 
   term(i: number): number {
-    const offset = this.ents[0]!.index;
-    if (i < offset) throw new CompactedError();
-    if (i - offset >= this.ents.length) throw new UnavailableError();
-    return this.ents[i - offset]!.term;
+    return dummyHeadedTerm(this.ents, i);
   }
 
   lastIndex(): number {

@@ -4,9 +4,9 @@
 // snapshots and compacts. Writes are async: one `sync: true` batch per save().
 
 import {
-  CompactedError,
+  dummyHeadedEntries,
+  dummyHeadedTerm,
   EMPTY_BYTES,
-  UnavailableError,
   type ConfState,
   type Entry,
   type HardState,
@@ -15,7 +15,6 @@ import {
   type SnapshotMetadata,
   type Storage,
 } from '../raft/index.js';
-import { limitSize } from '../raft/storage.js';
 import { CorruptRecordError } from './codec-bytes.js';
 import { StorageCorruptionError, StorageUsageError } from './errors.js';
 import { writeBatch, type BatchOp, type NodeDb } from './node-db.js';
@@ -95,17 +94,11 @@ export class LevelRaftStorage implements Storage {
   }
 
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
-    const offset = this.ents[0]!.index;
-    if (lo <= offset) throw new CompactedError();
-    if (hi > this.lastIndex() + 1) throw new UnavailableError();
-    return limitSize(this.ents.slice(lo - offset, hi - offset), maxBytes);
+    return dummyHeadedEntries(this.ents, lo, hi, maxBytes);
   }
 
   term(i: number): number {
-    const offset = this.ents[0]!.index;
-    if (i < offset) throw new CompactedError();
-    if (i - offset >= this.ents.length) throw new UnavailableError();
-    return this.ents[i - offset]!.term;
+    return dummyHeadedTerm(this.ents, i);
   }
 
   lastIndex(): number {
