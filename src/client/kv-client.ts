@@ -40,6 +40,7 @@ import {
 } from './proto.js';
 import { COMPACT_REVISION_METADATA_KEY, COUNTER_VALUE_METADATA_KEY, LEADER_ADDR_METADATA_KEY, LEADER_ID_METADATA_KEY, NOT_APPLIED_METADATA_KEY } from './proto.js';
 import { Session } from './session.js';
+import { prefixEndOf } from '../wire/prefix.js';
 import { concurrencyServiceDefinition } from './proto.js';
 import { LeaseClient } from './lease.js';
 import { lockWith, type LockHandle, type LockOptions } from './lock.js';
@@ -367,16 +368,7 @@ export function text(b: Uint8Array | undefined): string | undefined {
 }
 
 /** The range_end selecting every key with the given prefix (etcd semantics; "\0" = to the end). */
-export function prefixEnd(prefix: Uint8Array): Uint8Array {
-  const end = Uint8Array.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Uint8Array.of(0);
-}
+export const prefixEnd = prefixEndOf;
 
 function rangeEndOf(key: Uint8Array, rangeEnd: Bytes | undefined, prefix: boolean | undefined): Uint8Array | undefined {
   if (prefix) return prefixEnd(key);

@@ -13,7 +13,7 @@
 // A write guarded by a Fence {lock, token} applies only while `lock` is held with exactly
 // `token` (fenceHolds); a paused former holder's write is rejected as "stale fencing token".
 
-import { prefixEndOf } from './prefix.js';
+import { prefixEndOf } from '../wire/prefix.js';
 import type { KeyRecord, PendingView } from './pending-view.js';
 
 const enc = new TextEncoder();
