@@ -137,6 +137,22 @@ function alive(c: ChildProcess): boolean {
 }
 
 /** SIGTERM every child we started (by pid), SIGKILL after 5 s. */
+/**
+ * A fresh run directory, and Ctrl-C / SIGTERM handlers that stop every process this script
+ * started (exit 130). Returns the directory.
+ */
+export function prepareRun(name: string, runDir: string): string {
+  rmSync(runDir, { recursive: true, force: true });
+  mkdirSync(runDir, { recursive: true });
+  const onSignal = (sig: string): void => {
+    progress(`\n${name}: ${sig}, stopping the processes it started\n`);
+    void stopAll().then(() => process.exit(130));
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  return runDir;
+}
+
 export function stopAll(): Promise<void> {
   stopping ??= (async () => {
     for (const c of children) if (alive(c) && c.pid) process.kill(c.pid, 'SIGTERM');
@@ -533,15 +549,7 @@ async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const load0 = loadavg()[0]!;
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const runDir = join(o.out, 'run');
-  rmSync(runDir, { recursive: true, force: true });
-  mkdirSync(runDir, { recursive: true });
-  const onSignal = (sig: string): void => {
-    progress(`\nkv-bench: ${sig}, stopping the processes it started\n`);
-    void stopAll().then(() => process.exit(130));
-  };
-  process.on('SIGINT', () => onSignal('SIGINT'));
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  const runDir = prepareRun('kv-bench', join(o.out, 'run'));
 
   if (o.targets.includes('etcd') && !o.etcdEndpoints && !etcdInstalled()) {
     throw new Error('no `etcd` binary on PATH. Install it with:\n    apt-get update && apt-get install -y etcd-server etcd-client\n  or run with --target raftkv (or pass --etcd-endpoints of a running cluster)');

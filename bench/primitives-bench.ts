@@ -51,7 +51,7 @@
 // kv-bench's, so both can run at once. Every process this script starts is stopped by pid at the
 // end, on error and on Ctrl-C. Needs `etcd` (apt-get install -y etcd-server) unless --target raftkv.
 
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,7 +60,7 @@ import protobuf from 'protobufjs';
 import { KvClient, KvClientError, StatusCode, text } from '../src/client/index.js';
 import { serviceDefinition } from '../src/wire/grpc-service.js';
 import { useNumbersForLongs } from '../src/wire/proto-root.js';
-import { channelOptions, cpuSeconds, etcdInstalled, etcdSystem, fmt, percentile, progress, raftkvSystem, sleep, startEtcd, startRaftkv, stopAll, type System } from './kv-bench.js';
+import { channelOptions, cpuSeconds, etcdInstalled, prepareRun, etcdSystem, fmt, percentile, progress, raftkvSystem, sleep, startEtcd, startRaftkv, stopAll, type System } from './kv-bench.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CALL_TIMEOUT_MS = 10_000;
@@ -885,15 +885,7 @@ async function main(): Promise<void> {
   const load0 = loadavg()[0]!;
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const runId = stamp;
-  const runDir = join(o.out, 'run-primitives');
-  rmSync(runDir, { recursive: true, force: true });
-  mkdirSync(runDir, { recursive: true });
-  const onSignal = (sig: string): void => {
-    progress(`\nprimitives-bench: ${sig}, stopping the processes it started\n`);
-    void stopAll().then(() => process.exit(130));
-  };
-  process.on('SIGINT', () => onSignal('SIGINT'));
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  const runDir = prepareRun('primitives-bench', join(o.out, 'run-primitives'));
   const needEtcd = o.etcd && (o.only.includes('contention') || o.only.includes('locks'));
   if (needEtcd && !etcdInstalled()) {
     throw new Error('no `etcd` binary on PATH. Install it with:\n    apt-get update && apt-get install -y etcd-server etcd-client\n  or run with --target raftkv (raftkv only, no comparison)');
