@@ -46,6 +46,8 @@
 //   --watch-keys N [10000] --watchers W[,W..] [1,8] --writer-c N [16] --value-bytes N [128]
 //   --workers-per-channel N [16]          as kv-bench: one SDK client / gRPC channel per 16 workers
 //   --tick-ms N [100]  --out DIR [bench/out]  (node data and logs under DIR/run-primitives/)
+//   --impl raftkv-add,raftkv-cas,etcd-cas,etcd-cas-fg [all]   contention: only these
+//   --cpu-prof                            kvd nodes under `node --cpu-prof` (DIR/prof/nN/)
 //
 // Clusters use ports 27001-27003/27101-27103 (raftkv) and 22379../22380.. (etcd), apart from
 // kv-bench's, so both can run at once. Every process this script starts is stopped by pid at the
@@ -85,13 +87,17 @@ interface Options {
   valueBytes: number;
   workersPerChannel: number;
   tickMs: number;
+  /** Start the kvd nodes under `node --cpu-prof` (profiles under OUT/prof/). */
+  cpuProf: boolean;
+  /** contention: only these implementations (default all). */
+  impls?: CounterImpl[];
   out: string;
 }
 
-const USAGE = 'usage: npm run bench:primitives -- [--only contention,locks,watch] [--target raftkv|both] [--duration S] [--warmup S] [--counters K] [-c N] [--low-start N] [--lock-duration S] [--watch-keys N] [--watchers 1,8] [--writer-c N] [--value-bytes N] [--workers-per-channel N] [--tick-ms N] [--out DIR]';
+const USAGE = 'usage: npm run bench:primitives -- [--only contention,locks,watch] [--target raftkv|both] [--duration S] [--warmup S] [--counters K] [-c N] [--low-start N] [--lock-duration S] [--watch-keys N] [--watchers 1,8] [--writer-c N] [--value-bytes N] [--workers-per-channel N] [--tick-ms N] [--impl raftkv-add,raftkv-cas,etcd-cas,etcd-cas-fg] [--cpu-prof] [--out DIR]';
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { only: [...SECTIONS], etcd: true, durationS: 10, warmupS: 2, counters: 16, concurrency: 64, lowStart: 200, lockDurationS: 6, watchKeys: 10_000, watchers: [1, 8], writerC: 16, valueBytes: 128, workersPerChannel: 16, tickMs: 100, out: join(ROOT, 'bench/out') };
+  const o: Options = { only: [...SECTIONS], etcd: true, durationS: 10, warmupS: 2, counters: 16, concurrency: 64, lowStart: 200, lockDurationS: 6, watchKeys: 10_000, watchers: [1, 8], writerC: 16, valueBytes: 128, workersPerChannel: 16, tickMs: 100, cpuProf: false, out: join(ROOT, 'bench/out') };
   const num = (flag: string, v: string | undefined, min = 1): number => {
     const n = Number(v);
     if (v === undefined || !Number.isInteger(n) || n < min) throw new Error(`${flag} needs an integer >= ${min}, got "${v}"`);
@@ -129,6 +135,14 @@ function parseArgs(argv: string[]): Options {
       case '--value-bytes': o.valueBytes = num(a, take(), 32); break;
       case '--workers-per-channel': o.workersPerChannel = num(a, take()); break;
       case '--tick-ms': o.tickMs = num(a, take()); break;
+      case '--cpu-prof': o.cpuProf = true; break;
+      case '--impl':
+        o.impls = take().split(',').map((x) => {
+          const impl = x.replace('-', ' ') as CounterImpl;
+          if (!COUNTER_IMPLS.includes(impl)) throw new Error(`--impl takes ${COUNTER_IMPLS.map((i) => i.replace(' ', '-')).join(', ')}, got "${x}"`);
+          return impl;
+        });
+        break;
       case '--out': o.out = resolve(take()); break;
       case '-h': case '--help': console.log(USAGE); process.exit(0); break;
       default: throw new Error(`unknown option ${a}\n${USAGE}`);
@@ -307,7 +321,8 @@ function etcdChannels(cl: Cluster, c: number, perChannel: number): EtcdChannel[]
 
 // ------------------------------------------------------------------ 1. hot-key contention
 
-type CounterImpl = 'raftkv add' | 'raftkv cas' | 'etcd cas' | 'etcd cas-fg';
+const COUNTER_IMPLS = ['raftkv add', 'raftkv cas', 'etcd cas', 'etcd cas-fg'] as const;
+type CounterImpl = (typeof COUNTER_IMPLS)[number];
 
 interface ContentionResult {
   variant: 'high' | 'low';
@@ -894,7 +909,7 @@ async function main(): Promise<void> {
   console.log(header);
   progress(`starting clusters (data and logs under ${runDir})\n`);
   const rPids: number[] = [];
-  const rEps = startRaftkv({ out: o.out, cpuProf: false, nodeFlags: [], tickMs: o.tickMs }, runDir, rPids, { client: 27001, peer: 27101 });
+  const rEps = startRaftkv({ out: o.out, cpuProf: o.cpuProf, nodeFlags: [], tickMs: o.tickMs }, runDir, rPids, { client: 27001, peer: 27101 });
   const cl: Cluster = { raftkv: { endpoints: rEps, leader: '', pids: rPids } };
   const rSys: System = raftkvSystem(rEps, rPids);
   let eSys: System | undefined;
@@ -916,7 +931,7 @@ async function main(): Promise<void> {
   const watches: WatchResult[] = [];
   if (o.only.includes('contention')) {
     progress(`contention: ${o.counters} counters, C=${o.concurrency}\n`);
-    const impls: CounterImpl[] = ['raftkv add', 'raftkv cas', ...(needEtcd ? (['etcd cas', 'etcd cas-fg'] as const) : [])];
+    const impls = COUNTER_IMPLS.filter((i) => (o.impls ?? COUNTER_IMPLS).includes(i) && (needEtcd || !i.startsWith('etcd')));
     for (const variant of ['high', 'low'] as const) {
       for (const impl of impls) {
         await refreshLeaders();

@@ -224,12 +224,24 @@ export class DedupTable {
     return this.committed.get(id);
   }
 
-  private write(view: PendingView, id: string, st: ClientState | null): void {
+  /**
+   * Changes a client's record for this batch. Its bytes are written once, by flush() at the
+   * end of the batch: a busy client's record (up to windowPerClient seqs, ~2 KiB) used to be
+   * re-encoded and re-written for every one of its commands in the batch.
+   */
+  private write(id: string, st: ClientState | null): void {
     if (!this.working) throw new Error('dedup table written outside a batch');
     this.working.set(id, st);
-    const key = dedupClientKey(enc.encode(id));
-    if (st) view.putRaw(key, encodeClient(st));
-    else view.delRaw(key);
+  }
+
+  /** Writes every client record this batch changed into `view`; call once, before committing the batch. */
+  flush(view: PendingView): void {
+    if (!this.working) throw new Error('dedup table flushed outside a batch');
+    for (const [id, st] of this.working) {
+      const key = dedupClientKey(enc.encode(id));
+      if (st) view.putRaw(key, encodeClient(st));
+      else view.delRaw(key);
+    }
   }
 
   lookup(view: PendingView, ik: IdempotencyKey, hash: Uint8Array): DedupLookup {
@@ -262,8 +274,10 @@ export class DedupTable {
   record(view: PendingView, ik: IdempotencyKey, hash: Uint8Array, result: StoredResult, revision: number): void {
     const seq = Number(ik.seq);
     const id = ik.clientId;
+    // A record already changed in this batch belongs to the batch: update it in place.
+    const own = this.working?.get(id);
     const prev = this.read(id);
-    const st: ClientState = prev ? { ...prev, seqs: [...prev.seqs] } : { floor: 0, highest: 0, lastUsed: revision, seqs: [] };
+    const st: ClientState = own ?? (prev ? { ...prev, seqs: [...prev.seqs] } : { floor: 0, highest: 0, lastUsed: revision, seqs: [] });
     const idBytes = enc.encode(id);
     let i = st.seqs.length;
     while (i > 0 && st.seqs[i - 1]! > seq) i--;
@@ -276,7 +290,7 @@ export class DedupTable {
       view.delRaw(dedupResultKey(idBytes, dropped));
       st.floor = Math.max(st.floor, dropped + 1);
     }
-    this.write(view, id, st);
+    this.write(id, st);
   }
 
   /** The idle rule; call after a write brought the revision to `revision`. */
@@ -290,9 +304,9 @@ export class DedupTable {
       if (st.seqs.length > 0 && idle >= this.policy.idleRevisions) {
         const idBytes = enc.encode(id);
         for (const s of st.seqs) view.delRaw(dedupResultKey(idBytes, s));
-        this.write(view, id, { floor: st.highest + 1, highest: st.highest, lastUsed: st.lastUsed, seqs: [] });
+        this.write(id, { floor: st.highest + 1, highest: st.highest, lastUsed: st.lastUsed, seqs: [] });
       } else if (st.seqs.length === 0 && idle >= this.policy.forgetRevisions) {
-        this.write(view, id, null);
+        this.write(id, null);
       }
     }
   }

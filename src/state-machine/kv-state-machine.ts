@@ -208,6 +208,7 @@ export class KvStateMachine {
         this.leaseTable.abort();
         return results;
       }
+      this.dedup.flush(view);
       const meta: Meta = { appliedIndex: st.appliedIndex, appliedTerm: st.appliedTerm, revision: st.revision };
       view.push({ type: 'put', key: META_KEY, value: encodeMeta(meta) });
       for (const op of opts.extraOps ?? []) view.push(op);

@@ -5,16 +5,27 @@ import { crc32 } from 'node:zlib';
 
 const TWO_POW_32 = 0x1_0000_0000;
 
+// Byte by byte rather than through a DataView: these run several times per applied entry,
+// and a DataView per call was the largest item of a follower's apply profile.
 export function writeU64(buf: Uint8Array, offset: number, n: number): void {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`not a u64-safe integer: ${n}`);
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  view.setUint32(offset, Math.floor(n / TWO_POW_32));
-  view.setUint32(offset + 4, n >>> 0);
+  const hi = Math.floor(n / TWO_POW_32);
+  const lo = n >>> 0;
+  buf[offset] = hi >>> 24;
+  buf[offset + 1] = (hi >>> 16) & 0xff;
+  buf[offset + 2] = (hi >>> 8) & 0xff;
+  buf[offset + 3] = hi & 0xff;
+  buf[offset + 4] = lo >>> 24;
+  buf[offset + 5] = (lo >>> 16) & 0xff;
+  buf[offset + 6] = (lo >>> 8) & 0xff;
+  buf[offset + 7] = lo & 0xff;
 }
 
 export function readU64(buf: Uint8Array, offset: number): number {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  return view.getUint32(offset) * TWO_POW_32 + view.getUint32(offset + 4);
+  if (offset < 0 || offset + 8 > buf.length) throw new RangeError(`readU64 at ${offset} is outside a ${buf.length}-byte buffer`);
+  const hi = ((buf[offset]! << 24) | (buf[offset + 1]! << 16) | (buf[offset + 2]! << 8) | buf[offset + 3]!) >>> 0;
+  const lo = ((buf[offset + 4]! << 24) | (buf[offset + 5]! << 16) | (buf[offset + 6]! << 8) | buf[offset + 7]!) >>> 0;
+  return hi * TWO_POW_32 + lo;
 }
 
 /** A stored record failed its checksum or has an impossible shape. */
