@@ -136,19 +136,22 @@ export class LevelRaftStorage implements Storage {
     this.saving = true;
     try {
       const ops: BatchOp[] = [];
-      let ents = this.ents;
+      // The in-memory log changes only once the batch is durable (the core must not see
+      // entries that a crash could lose), and then in place: copying it per save made every
+      // append cost O(log length).
+      let base = this.ents;
       let snapMeta = this.snapMeta;
       let conf = this.confState;
       if (rd.snapshot && rd.snapshot.metadata.index > this.snapMeta.index) {
         snapMeta = rd.snapshot.metadata;
         conf = { index: snapMeta.index, confState: snapMeta.confState };
-        for (let i = 1; i < ents.length; i++) ops.push({ type: 'del', key: K.entryKey(ents[i]!.index) });
+        for (let i = 1; i < base.length; i++) ops.push({ type: 'del', key: K.entryKey(base[i]!.index) });
         ops.push({ type: 'put', key: K.SNAPSHOT_META_KEY, value: K.encodeSnapshotMeta(snapMeta) });
         ops.push({ type: 'put', key: K.CONF_STATE_KEY, value: K.encodeConfState(conf) });
         ops.push({ type: 'put', key: K.LOG_START_KEY, value: K.encodeLogStart({ index: snapMeta.index, term: snapMeta.term }) });
-        ents = [{ index: snapMeta.index, term: snapMeta.term, type: 0, data: EMPTY_BYTES }];
+        base = [{ index: snapMeta.index, term: snapMeta.term, type: 0, data: EMPTY_BYTES }];
       }
-      if (rd.entries.length > 0) ents = this.appendOps(ents, rd.entries, ops);
+      const append = rd.entries.length > 0 ? this.appendOps(base, rd.entries, ops) : undefined;
       if (rd.hardState) ops.push({ type: 'put', key: K.HARD_STATE_KEY, value: K.encodeHardState(rd.hardState) });
       for (const op of extraOps) ops.push(op);
       const sync = opts.sync ?? true;
@@ -157,7 +160,11 @@ export class LevelRaftStorage implements Storage {
       }
       if (ops.length > 0) await writeBatch(this.db, ops, sync);
       // Only now is it durable: publish to the core's view.
-      this.ents = ents;
+      if (append) {
+        base.length = append.keep;
+        for (const e of append.fresh) base.push(e);
+      }
+      this.ents = base;
       this.snapMeta = snapMeta;
       this.confState = conf;
       if (rd.hardState) this.hs = { ...rd.hardState };
@@ -166,8 +173,11 @@ export class LevelRaftStorage implements Storage {
     }
   }
 
-  /** Adds put/del ops for appending `entries` and returns the new in-memory log (copy-on-write). */
-  private appendOps(ents: Entry[], entries: Entry[], ops: BatchOp[]): Entry[] {
+  /**
+   * Adds put/del ops for appending `entries` to the log `ents`; returns how to change `ents`
+   * once they are durable: keep its first `keep` slots, then push `fresh`.
+   */
+  private appendOps(ents: Entry[], entries: Entry[], ops: BatchOp[]): { keep: number; fresh: Entry[] } | undefined {
     for (let i = 1; i < entries.length; i++) {
       if (entries[i]!.index !== entries[i - 1]!.index + 1) throw new StorageUsageError(`entries not contiguous at ${entries[i]!.index}`);
     }
@@ -175,13 +185,13 @@ export class LevelRaftStorage implements Storage {
     const oldLast = offset + ents.length - 1;
     const first = Math.max(entries[0]!.index, offset + 1);
     const newLast = entries[entries.length - 1]!.index;
-    if (newLast <= offset) return ents; // everything is already in a snapshot
+    if (newLast <= offset) return undefined; // everything is already in a snapshot
     if (first > oldLast + 1) throw new StorageUsageError(`append at ${first} leaves a gap after last index ${oldLast}`);
     const fresh = entries.slice(first - entries[0]!.index);
     for (const e of fresh) ops.push({ type: 'put', key: K.entryKey(e.index), value: K.encodeEntry(e) });
     // A conflicting suffix longer than the new entries must not survive on disk.
     for (let i = newLast + 1; i <= oldLast; i++) ops.push({ type: 'del', key: K.entryKey(i) });
-    return ents.slice(0, first - offset).concat(fresh);
+    return { keep: first - offset, fresh };
   }
 
   /**

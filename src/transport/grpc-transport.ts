@@ -57,7 +57,7 @@ export class GrpcTransport implements Transport {
   }
 
   static async start(o: GrpcTransportOptions): Promise<GrpcTransport> {
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': o.maxReceiveMessageBytes ?? DEFAULTS.maxReceiveMessageBytes });
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': o.maxReceiveMessageBytes ?? DEFAULTS.maxReceiveMessageBytes, 'grpc.enable_channelz': 0 });
     const t = new GrpcTransport(o, server);
     server.addService(raftServiceDefinition(), { Stream: t.handleStream.bind(t), SendSnapshot: t.handleSnapshot.bind(t) });
     t.port = await new Promise<number>((resolve, reject) =>
@@ -130,6 +130,7 @@ export class GrpcTransport implements Transport {
     if (existing) existing.close();
     const client = new this.clientCtor(addr, grpc.credentials.createInsecure(), {
       'grpc.max_send_message_length': this.o.maxReceiveMessageBytes ?? DEFAULTS.maxReceiveMessageBytes,
+      'grpc.enable_channelz': 0,
       // Reconnect quickly after a peer restarts; PeerSender paces stream re-creation itself.
       'grpc.initial_reconnect_backoff_ms': this.o.reconnectInitialMs ?? DEFAULTS.reconnectInitialMs,
       'grpc.max_reconnect_backoff_ms': this.o.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
