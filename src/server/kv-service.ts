@@ -26,14 +26,16 @@ import { encodeMemberContext } from '../transport/index.js';
 import type { Limits } from './config.js';
 import { failedPrecondition, invalidArgument, KvError, notFound, unavailable, unavailableNotApplied } from './errors.js';
 import type { NodeHost } from './node-host.js';
+import { trace } from './trace-tmp.js';
 
 type Handler<Req, Res> = (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
 
 /** Wraps an async handler: typed errors become statuses, anything else INTERNAL (logged). */
 function unary<Req, Res>(fn: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, cb) => {
+    trace('rpc-in');
     fn(call.request, call).then(
-      (res) => cb(null, res),
+      (res) => { trace('rpc-out'); cb(null, res); },
       (e: unknown) => {
         if (e instanceof KvError) cb(e.toServiceError() as grpc.ServiceError);
         else cb({ code: grpc.status.INTERNAL, details: (e as Error).message ?? String(e) } as grpc.ServiceError);
@@ -123,7 +125,7 @@ export class KvService {
       throw new KvError(grpc.status.RESOURCE_EXHAUSTED, `request is ${data.length} bytes, over maxRequestBytes=${this.limits.maxRequestBytes}`);
     }
     if (!this.host.isLeader()) throw unavailableNotApplied('not the leader: send writes to the leader', this.host.leaderHint());
-    const r = await this.host.propose(data, timeoutMsOf(call, this.host.cfg.defaultRequestTimeoutMs));
+    const r = await this.host.propose(data, timeoutMsOf(call, this.host.cfg.defaultRequestTimeoutMs), { early: true });
     if ('kind' in r && r.kind === 'invalid') throw invalidArgument(r.error);
     if ('kind' in r && r.kind === 'rejected') throw rejectedError(r);
     return r;

@@ -27,6 +27,7 @@ import type { BatchOp, LevelRaftStorage, NodeDb } from '../storage/index.js';
 import { decodeMemberContext, type MemberContext } from '../transport/index.js';
 import type { Transport } from '../transport/index.js';
 import type { NodeConfig, PeerSpec } from './config.js';
+import { trace } from './trace-tmp.js';
 import { deadlineExceeded, KvError, resourceExhausted, unavailable, unavailableNotApplied } from './errors.js';
 
 /** Bounds of the test-only clock rate (Admin SetClockRate). */
@@ -40,6 +41,8 @@ interface ProposalWaiter {
   resolve: (r: ApplyResult) => void;
   reject: (e: KvError) => void;
   timer: NodeJS.Timeout;
+  /** Answer as soon as the result is known, before the apply batch is written (see propose). */
+  early: boolean;
 }
 
 interface ReadWaiter {
@@ -178,6 +181,7 @@ export class NodeHost {
   // ------------------------------------------------------------------ inputs
 
   private receive(msgs: Message[]): void {
+    trace('recv:' + msgs.map((m) => m.type).join(','));
     for (const m of msgs) this.inbox.push(m);
     this.scheduleTurn();
   }
@@ -200,8 +204,15 @@ export class NodeHost {
     });
   }
 
-  /** Replicates a command; resolves with its apply result once committed and applied here. */
-  propose(data: Uint8Array, timeoutMs: number): Promise<ApplyResult> {
+  /**
+   * Replicates a command; resolves with its apply result once committed and applied here.
+   * With `early`, it resolves as soon as the result is computed, before the apply batch is
+   * written and published: the entry is committed (durable on a quorum, replayed after a
+   * crash) and every read barrier waits for the applied index, so a client cannot observe
+   * the difference; only callers that read this node's state right after the write (locks)
+   * must not ask for it.
+   */
+  propose(data: Uint8Array, timeoutMs: number, opts: { early?: boolean } = {}): Promise<ApplyResult> {
     this.checkAlive();
     if (this.proposals.size + this.proposalQueue.length >= this.cfg.limits.maxPendingProposals) {
       return Promise.reject(resourceExhausted(`too many pending proposals (maxPendingProposals=${this.cfg.limits.maxPendingProposals})`, true));
@@ -210,9 +221,11 @@ export class NodeHost {
       const waiter = {
         resolve,
         reject,
+        early: opts.early ?? false,
         timer: setTimeout(() => this.timeoutProposal(waiter), timeoutMs),
       };
       this.proposalQueue.push({ data, waiter });
+      trace('propose');
       this.scheduleTurn();
     });
   }
@@ -384,6 +397,7 @@ export class NodeHost {
   }
 
   private async handleReady(rd: Ready): Promise<void> {
+    trace(`ready e${rd.entries.length} c${rd.committedEntries.length} m${rd.messages.length} s${rd.mustSync ? 1 : 0}`);
     if (rd.softState) this.onSoftState(rd.softState.role, rd.softState.leader);
     // 0. A leader's appends and heartbeats go out before its own fsync (Raft thesis 10.2.1):
     //    the core counts the leader's own match only after advance() (onPersisted), so nothing
@@ -397,6 +411,7 @@ export class NodeHost {
     // below leaves applied > the durable commit index, which start-up handles (min of both).
     const appliedFirst = messages.length === 0 && this.canApplyEarly(rd);
     if (appliedFirst) await this.apply(rd.committedEntries);
+    if (appliedFirst) trace('appliedFirst');
     // 1. Persist (a received snapshot replaces the state machine in the same batch).
     let restore: Awaited<ReturnType<KvStateMachine['prepareRestore']>> | undefined;
     if (rd.snapshot) restore = await this.sm.prepareRestore(rd.snapshot.data);
@@ -404,12 +419,13 @@ export class NodeHost {
     // commit index is re-learned after a crash, and start-up uses min(applied, commit).
     await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, restore?.ops ?? [], { sync: rd.mustSync });
     restore?.commit();
+    trace('saved');
     // 2. Send (snapshots carry the state machine's current state: a "merged" snapshot whose
     //    data may be newer than its metadata; the receiver skips entries it already holds).
     await this.fillSnapshots(messages);
     if (messages.length > 0) this.transport.send(messages);
     // 3. Apply.
-    if (!appliedFirst && rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
+    if (!appliedFirst && rd.committedEntries.length > 0) { await this.apply(rd.committedEntries); trace('applied'); }
     // 4. Read states.
     for (const rs of rd.readStates) {
       const key = this.dec.decode(rs.requestCtx);
@@ -420,6 +436,7 @@ export class NodeHost {
       this.readBatches.delete(key);
     }
     this.rawNode.advance(rd);
+    trace('advanced');
     this.serveReads();
     await this.maybeSnapshot();
   }
@@ -476,8 +493,13 @@ export class NodeHost {
       extraOps.push(this.storage.confStateOp(lastConf.index, lastConf.cs));
       extraOps.push({ type: 'put', key: MEMBERS_KEY, value: this.enc.encode(JSON.stringify([...this.members])) });
     }
-    const results = await this.sm.applyEntries(entries, { extraOps });
-    for (let i = 0; i < entries.length; i++) this.resolveProposal(entries[i]!, results[i]!);
+    const prepared = await this.sm.prepareApply(entries, { extraOps });
+    const { results } = prepared;
+    trace('sm-prepared');
+    for (let i = 0; i < entries.length; i++) this.resolveProposal(entries[i]!, results[i]!, true);
+    await prepared.write();
+    trace('sm-applied');
+    for (let i = 0; i < entries.length; i++) this.resolveProposal(entries[i]!, results[i]!, false);
   }
 
   private onMembershipChange(cc: ConfChange): void {
@@ -492,9 +514,10 @@ export class NodeHost {
     if (cc.nodeId !== this.cfg.id) this.transport.addPeer(cc.nodeId, ctx.peerAddr);
   }
 
-  private resolveProposal(e: Entry, r: ApplyResult): void {
+  /** Answers the waiter of `e`, if any, when its `early` is `early`. */
+  private resolveProposal(e: Entry, r: ApplyResult, early: boolean): void {
     const w = this.proposals.get(e.index);
-    if (!w) return;
+    if (!w || w.early !== early) return;
     this.proposals.delete(e.index);
     clearTimeout(w.timer);
     // Another leader's entry at our index means our proposal was overwritten: never committed.

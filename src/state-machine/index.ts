@@ -6,6 +6,7 @@ export {
   type ApplyOptions,
   type StateSnapshot,
   type PreparedRestore,
+  type PreparedApply,
   type StateMachineOptions,
 } from './kv-state-machine.js';
 export { DEFAULT_DEDUP_POLICY, MAX_CLIENT_ID_BYTES, type DedupPolicy, type RejectReason } from './dedup.js';

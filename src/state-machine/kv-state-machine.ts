@@ -74,6 +74,16 @@ export interface StateSnapshot {
   data: Uint8Array;
 }
 
+/** Entries run against the state, their effects not yet written (KvStateMachine.prepareApply). */
+export interface PreparedApply {
+  /** One per entry, final. */
+  results: ApplyResult[];
+  /** Writes every effect in one batch, then publishes it to readers. */
+  write(): Promise<void>;
+  /** Drops the effects (nothing was written). */
+  abort(): void;
+}
+
 /** A verified snapshot ready to be committed: put `ops` in a batch, then call `commit()`. */
 export interface PreparedRestore {
   meta: Meta;
@@ -177,52 +187,81 @@ export class KvStateMachine {
   }
 
   async applyEntries(entries: Entry[], opts: ApplyOptions = {}): Promise<ApplyResult[]> {
+    const p = await this.prepareApply(entries, opts);
+    await p.write();
+    return p.results;
+  }
+
+  /**
+   * Runs `entries` against the state without writing anything: the results are final (the
+   * same on every replica), the effects are held until `write()` puts them in one LevelDB
+   * batch and publishes them (applied index, revision, leases, exactly-once table). Until
+   * then readers see the state before these entries. Exactly one of write() / abort() must
+   * follow; no other apply may start before it.
+   */
+  async prepareApply(entries: Entry[], opts: ApplyOptions = {}): Promise<PreparedApply> {
     if (this.busy) throw new ConcurrentApplyError('applyEntries');
     this.busy = true;
-    try {
-      return await this.applyLocked(entries, opts);
-    } finally {
+    const abort = (): void => {
+      this.dedup.abort();
+      this.leaseTable.abort();
       this.busy = false;
+    };
+    try {
+      return await this.prepareLocked(entries, opts, abort);
+    } catch (err) {
+      abort();
+      throw err;
     }
   }
 
-  private async applyLocked(entries: Entry[], opts: ApplyOptions): Promise<ApplyResult[]> {
+  private async prepareLocked(entries: Entry[], opts: ApplyOptions, abort: () => void): Promise<PreparedApply> {
     const view = new PendingView(this.db);
     const st: WorkingState = { ...this.meta, compactRevision: this.compactRev };
     const results: ApplyResult[] = [];
     this.dedup.begin();
     this.leaseTable.begin();
-    try {
-      for (const e of entries) {
-        if (e.index <= st.appliedIndex) {
-          results.push({ index: e.index, kind: 'noop' });
-          continue;
-        }
-        if (e.index !== st.appliedIndex + 1) throw new Error(`apply gap: entry ${e.index} after applied index ${st.appliedIndex}`);
-        results.push(await this.applyOne(view, e, st));
-        st.appliedIndex = e.index;
-        st.appliedTerm = e.term;
+    for (const e of entries) {
+      if (e.index <= st.appliedIndex) {
+        results.push({ index: e.index, kind: 'noop' });
+        continue;
       }
-      if (st.appliedIndex === this.meta.appliedIndex && !opts.extraOps?.length) {
-        this.dedup.abort();
-        this.leaseTable.abort();
-        return results;
-      }
-      this.dedup.flush(view);
-      const meta: Meta = { appliedIndex: st.appliedIndex, appliedTerm: st.appliedTerm, revision: st.revision };
-      view.push({ type: 'put', key: META_KEY, value: encodeMeta(meta) });
-      for (const op of opts.extraOps ?? []) view.push(op);
-      await writeBatch(this.db, view.ops, opts.sync ?? false);
-      this.meta = meta;
-      this.compactRev = st.compactRevision;
-      this.dedup.commit();
-      this.leaseTable.commit();
-      return results;
-    } catch (err) {
-      this.dedup.abort();
-      this.leaseTable.abort();
-      throw err;
+      if (e.index !== st.appliedIndex + 1) throw new Error(`apply gap: entry ${e.index} after applied index ${st.appliedIndex}`);
+      results.push(await this.applyOne(view, e, st));
+      st.appliedIndex = e.index;
+      st.appliedTerm = e.term;
     }
+    if (st.appliedIndex === this.meta.appliedIndex && !opts.extraOps?.length) {
+      return { results, write: async () => abort(), abort };
+    }
+    this.dedup.flush(view);
+    const meta: Meta = { appliedIndex: st.appliedIndex, appliedTerm: st.appliedTerm, revision: st.revision };
+    view.push({ type: 'put', key: META_KEY, value: encodeMeta(meta) });
+    for (const op of opts.extraOps ?? []) view.push(op);
+    let settled = false;
+    return {
+      results,
+      abort: () => {
+        if (settled) return;
+        settled = true;
+        abort();
+      },
+      write: async () => {
+        if (settled) throw new Error('prepared apply already written or aborted');
+        settled = true;
+        try {
+          await writeBatch(this.db, view.ops, opts.sync ?? false);
+        } catch (err) {
+          abort();
+          throw err;
+        }
+        this.meta = meta;
+        this.compactRev = st.compactRevision;
+        this.dedup.commit();
+        this.leaseTable.commit();
+        this.busy = false;
+      },
+    };
   }
 
   private async applyOne(view: PendingView, e: Entry, st: WorkingState): Promise<ApplyResult> {
