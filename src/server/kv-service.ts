@@ -26,16 +26,14 @@ import { encodeMemberContext } from '../transport/index.js';
 import type { Limits } from './config.js';
 import { failedPrecondition, invalidArgument, KvError, notFound, unavailable, unavailableNotApplied } from './errors.js';
 import type { NodeHost } from './node-host.js';
-import { trace } from './trace-tmp.js';
 
 type Handler<Req, Res> = (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
 
 /** Wraps an async handler: typed errors become statuses, anything else INTERNAL (logged). */
 function unary<Req, Res>(fn: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, cb) => {
-    trace('rpc-in');
     fn(call.request, call).then(
-      (res) => { trace('rpc-out'); cb(null, res); },
+      (res) => cb(null, res),
       (e: unknown) => {
         if (e instanceof KvError) cb(e.toServiceError() as grpc.ServiceError);
         else cb({ code: grpc.status.INTERNAL, details: (e as Error).message ?? String(e) } as grpc.ServiceError);

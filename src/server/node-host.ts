@@ -27,7 +27,6 @@ import type { BatchOp, LevelRaftStorage, NodeDb } from '../storage/index.js';
 import { decodeMemberContext, type MemberContext } from '../transport/index.js';
 import type { Transport } from '../transport/index.js';
 import type { NodeConfig, PeerSpec } from './config.js';
-import { trace } from './trace-tmp.js';
 import { deadlineExceeded, KvError, resourceExhausted, unavailable, unavailableNotApplied } from './errors.js';
 
 /** Bounds of the test-only clock rate (Admin SetClockRate). */
@@ -181,7 +180,6 @@ export class NodeHost {
   // ------------------------------------------------------------------ inputs
 
   private receive(msgs: Message[]): void {
-    trace('recv:' + msgs.map((m) => m.type).join(','));
     for (const m of msgs) this.inbox.push(m);
     this.scheduleTurn();
   }
@@ -225,7 +223,6 @@ export class NodeHost {
         timer: setTimeout(() => this.timeoutProposal(waiter), timeoutMs),
       };
       this.proposalQueue.push({ data, waiter });
-      trace('propose');
       this.scheduleTurn();
     });
   }
@@ -397,7 +394,6 @@ export class NodeHost {
   }
 
   private async handleReady(rd: Ready): Promise<void> {
-    trace(`ready e${rd.entries.length} c${rd.committedEntries.length} m${rd.messages.length} s${rd.mustSync ? 1 : 0}`);
     if (rd.softState) this.onSoftState(rd.softState.role, rd.softState.leader);
     // 0. A leader's appends and heartbeats go out before its own fsync (Raft thesis 10.2.1):
     //    the core counts the leader's own match only after advance() (onPersisted), so nothing
@@ -411,7 +407,6 @@ export class NodeHost {
     // below leaves applied > the durable commit index, which start-up handles (min of both).
     const appliedFirst = messages.length === 0 && this.canApplyEarly(rd);
     if (appliedFirst) await this.apply(rd.committedEntries);
-    if (appliedFirst) trace('appliedFirst');
     // 1. Persist (a received snapshot replaces the state machine in the same batch).
     let restore: Awaited<ReturnType<KvStateMachine['prepareRestore']>> | undefined;
     if (rd.snapshot) restore = await this.sm.prepareRestore(rd.snapshot.data);
@@ -419,13 +414,12 @@ export class NodeHost {
     // commit index is re-learned after a crash, and start-up uses min(applied, commit).
     await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, restore?.ops ?? [], { sync: rd.mustSync });
     restore?.commit();
-    trace('saved');
     // 2. Send (snapshots carry the state machine's current state: a "merged" snapshot whose
     //    data may be newer than its metadata; the receiver skips entries it already holds).
     await this.fillSnapshots(messages);
     if (messages.length > 0) this.transport.send(messages);
     // 3. Apply.
-    if (!appliedFirst && rd.committedEntries.length > 0) { await this.apply(rd.committedEntries); trace('applied'); }
+    if (!appliedFirst && rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
     // 4. Read states.
     for (const rs of rd.readStates) {
       const key = this.dec.decode(rs.requestCtx);
@@ -436,7 +430,6 @@ export class NodeHost {
       this.readBatches.delete(key);
     }
     this.rawNode.advance(rd);
-    trace('advanced');
     this.serveReads();
     await this.maybeSnapshot();
   }
@@ -495,10 +488,8 @@ export class NodeHost {
     }
     const prepared = await this.sm.prepareApply(entries, { extraOps });
     const { results } = prepared;
-    trace('sm-prepared');
     for (let i = 0; i < entries.length; i++) this.resolveProposal(entries[i]!, results[i]!, true);
     await prepared.write();
-    trace('sm-applied');
     for (let i = 0; i < entries.length; i++) this.resolveProposal(entries[i]!, results[i]!, false);
   }
 
