@@ -33,6 +33,32 @@ describe('KvStateMachine', () => {
     for (const d of dirs) d.cleanup();
   });
 
+  it('prepareApply: results are final before write(); readers see nothing until then; abort leaves no trace', async () => {
+    const { sm } = await fresh();
+    await sm.applyEntries(entries([put('a', '1')]));
+    const p = await sm.prepareApply(entries([put('a', '2'), put('b', '1')], 2));
+    expect(p.results.map((r) => r.kind)).toEqual(['put', 'put']);
+    expect(p.results[1]).toMatchObject({ response: { header: { revision: 3 } } });
+    // Not published yet: the old value, applied index and revision.
+    expect(str(sm.get(b('a'))!.value)).toBe('1');
+    expect(sm.get(b('b'))).toBeUndefined();
+    expect([sm.appliedIndex(), sm.revision()]).toEqual([1, 1]);
+    // One apply at a time.
+    await expect(sm.prepareApply(entries([put('c', '1')], 4))).rejects.toThrow(/applyEntries/);
+    await p.write();
+    expect(str(sm.get(b('a'))!.value)).toBe('2');
+    expect([sm.appliedIndex(), sm.revision()]).toEqual([3, 3]);
+    await expect(p.write()).rejects.toThrow(/already written/);
+    const q = await sm.prepareApply(entries([put('z', '1')], 4));
+    q.abort();
+    expect(sm.get(b('z'))).toBeUndefined();
+    expect(sm.appliedIndex()).toBe(3);
+    // After an abort the same entries apply normally.
+    const r = await sm.applyEntries(entries([put('z', '2')], 4));
+    expect(r[0]).toMatchObject({ kind: 'put', response: { header: { revision: 4 } } });
+    expect(str(sm.get(b('z'))!.value)).toBe('2');
+  });
+
   it('puts, gets, bumps revision and version, returns per-entry results', async () => {
     const { sm } = await fresh();
     const res = await sm.applyEntries(entries([null, put('a', '1'), put('b', '2'), put('a', '3')]));
