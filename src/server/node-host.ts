@@ -488,7 +488,10 @@ export class NodeHost {
     }
     const prepared = await this.sm.prepareApply(entries, { extraOps });
     const { results } = prepared;
-    for (let i = 0; i < entries.length; i++) this.resolveProposal(entries[i]!, results[i]!, true);
+    let answered = 0;
+    for (let i = 0; i < entries.length; i++) answered += this.resolveProposal(entries[i]!, results[i]!, true);
+    // Let the answers' promise chains reach gRPC before the batch write's own setup runs.
+    if (answered > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     await prepared.write();
     for (let i = 0; i < entries.length; i++) this.resolveProposal(entries[i]!, results[i]!, false);
   }
@@ -505,15 +508,16 @@ export class NodeHost {
     if (cc.nodeId !== this.cfg.id) this.transport.addPeer(cc.nodeId, ctx.peerAddr);
   }
 
-  /** Answers the waiter of `e`, if any, when its `early` is `early`. */
-  private resolveProposal(e: Entry, r: ApplyResult, early: boolean): void {
+  /** Answers the waiter of `e`, if any, when its `early` is `early`; returns how many it answered (0 or 1). */
+  private resolveProposal(e: Entry, r: ApplyResult, early: boolean): number {
     const w = this.proposals.get(e.index);
-    if (!w || w.early !== early) return;
+    if (!w || w.early !== early) return 0;
     this.proposals.delete(e.index);
     clearTimeout(w.timer);
     // Another leader's entry at our index means our proposal was overwritten: never committed.
     if (e.term !== w.term) w.reject(unavailableNotApplied('leadership changed before the write committed; it was not applied', this.leaderHint()));
     else w.resolve(r);
+    return 1;
   }
 
   private serveReads(): void {

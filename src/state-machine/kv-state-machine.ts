@@ -14,11 +14,12 @@ import { CompactedError, ConcurrentApplyError, FutureRevisionError } from './err
 import { readChanges, type ChangeEvent } from './history-reader.js';
 import { DedupTable, DEFAULT_DEDUP_POLICY, idempotencyKeyProblem, requestHash, type DedupPolicy, type RejectReason, type StoredResult } from './dedup.js';
 import { doRange, executeCommand, InvalidCommandError, RejectedCommandError, validateCommand, type CommandResponse } from './execute.js';
-import { COMPACT_KEY, decodeMeta, decodeRecord, decodeU64, encodeMeta, encodeU64, latestKey, META_KEY, SM_KEY_END, SM_KEY_MIN, type Meta } from './keys.js';
+import { COMPACT_KEY, decodeMeta, decodeU64, encodeMeta, encodeU64, META_KEY, SM_KEY_END, SM_KEY_MIN, type Meta } from './keys.js';
 import { compact, rangeAt } from './mvcc.js';
 import { LeaseTable } from './leases.js';
 import { contenders } from './locks.js';
-import { PendingView } from './pending-view.js';
+import { LatestRecordCache } from './latest-cache.js';
+import { PendingView, readLatest } from './pending-view.js';
 import { parseSnapshot, SnapshotWriter } from './snapshot-codec.js';
 
 /** What applying one entry produced, for the client waiting on it (if any). */
@@ -47,6 +48,8 @@ export interface StateMachineOptions {
   retainRevisions?: number;
   /** Automatic compaction runs when a write makes the revision a multiple of this. Default 1_000. */
   compactEveryRevisions?: number;
+  /** Node-local cache of recent keys' latest records, bytes (latest-cache.ts; not replicated state). Default 64 MiB. */
+  latestCacheBytes?: number;
 }
 
 export const DEFAULT_RETAIN_REVISIONS = 100_000;
@@ -106,6 +109,8 @@ export class KvStateMachine {
   /** Leases and key attachments (leases.ts); replaced in place on snapshot restore. */
   private leaseTable = new LeaseTable();
   private busy = false;
+  /** Latest records of recent keys (latest-cache.ts); a node-local read cache. */
+  private readonly latestCache: LatestRecordCache;
   readonly retainRevisions: number;
   readonly compactEveryRevisions: number;
   readonly dedupPolicy: DedupPolicy;
@@ -121,6 +126,7 @@ export class KvStateMachine {
     this.compactRev = compactRev;
     this.dedup = dedup;
     this.dedupPolicy = dedup.policy;
+    this.latestCache = new LatestRecordCache(opts.latestCacheBytes);
     this.retainRevisions = opts.retainRevisions ?? DEFAULT_RETAIN_REVISIONS;
     this.compactEveryRevisions = opts.compactEveryRevisions ?? DEFAULT_COMPACT_EVERY_REVISIONS;
     if (!Number.isSafeInteger(this.retainRevisions) || this.retainRevisions < 0) throw new RangeError(`retainRevisions must be >= 0, got ${this.retainRevisions}`);
@@ -145,7 +151,7 @@ export class KvStateMachine {
 
   /** Contenders of lock/election `name` in queue order (the first holds it); see locks.ts. */
   async lockContenders(name: Uint8Array): Promise<KeyValue[]> {
-    const all = await contenders(new PendingView(this.db), name);
+    const all = await contenders(new PendingView(this.db, this.latestCache), name);
     return all.map(({ key, record: r }) => ({ key, value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version, lease: this.leaseTable.leaseOfKey(key) }));
   }
 
@@ -216,7 +222,7 @@ export class KvStateMachine {
   }
 
   private async prepareLocked(entries: Entry[], opts: ApplyOptions, abort: () => void): Promise<PreparedApply> {
-    const view = new PendingView(this.db);
+    const view = new PendingView(this.db, this.latestCache);
     const st: WorkingState = { ...this.meta, compactRevision: this.compactRev };
     const results: ApplyResult[] = [];
     this.dedup.begin();
@@ -255,6 +261,7 @@ export class KvStateMachine {
           abort();
           throw err;
         }
+        view.publish(this.latestCache);
         this.meta = meta;
         this.compactRev = st.compactRevision;
         this.dedup.commit();
@@ -335,9 +342,8 @@ export class KvStateMachine {
   // ---- reads of the applied state
 
   get(key: Uint8Array): KeyValue | undefined {
-    const raw = this.db.getSync(latestKey(key));
-    if (!raw) return undefined;
-    const r = decodeRecord(raw);
+    const r = readLatest(this.db, this.latestCache, key);
+    if (!r) return undefined;
     return { key, value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version, lease: this.leaseTable.leaseOfKey(key) };
   }
 
@@ -349,7 +355,7 @@ export class KvStateMachine {
   async range(req: RangeRequest): Promise<RangeResponse> {
     const rev = Number(req.revision ?? 0);
     if (rev === 0) {
-      const res = await doRange(new PendingView(this.db), req);
+      const res = await doRange(new PendingView(this.db, this.latestCache), req);
       for (const kv of res.kvs) kv.lease = this.leaseTable.leaseOfKey(kv.key);
       return res;
     }
@@ -410,6 +416,7 @@ export class KvStateMachine {
         this.compactRev = compactRev;
         this.dedup = dedup;
         this.leaseTable.replaceWith(leases);
+        this.latestCache.clear();
       },
     };
   }

@@ -3,10 +3,11 @@
 // written yet. Collects the batch ops as it goes.
 
 import type { BatchOp, NodeDb } from '../storage/node-db.js';
+import type { LatestRecordCache } from './latest-cache.js';
 import { decodeRecord, encodeEvent, encodeRecord, escapeKey, historyKey, indexKey, latestKey, latestKeyEnd, userKeyOf, type EventKind, type KvRecord } from './keys.js';
 
 /** Latin-1 maps bytes 1:1 to UTF-16 code units, so string order equals byte order. */
-function mapKey(userKey: Uint8Array): string {
+export function mapKey(userKey: Uint8Array): string {
   return Buffer.from(userKey.buffer, userKey.byteOffset, userKey.byteLength).toString('latin1');
 }
 
@@ -33,13 +34,21 @@ export class PendingView {
   /** Every change recorded in this batch, in order. */
   readonly events: PendingEvent[] = [];
 
-  constructor(private readonly db: NodeDb) {}
+  constructor(
+    private readonly db: NodeDb,
+    private readonly cache?: LatestRecordCache,
+  ) {}
 
   get(userKey: Uint8Array): KvRecord | undefined {
-    const o = this.overlay.get(mapKey(userKey));
+    const mk = mapKey(userKey);
+    const o = this.overlay.get(mk);
     if (o) return o.record ?? undefined;
-    const raw = this.db.getSync(latestKey(userKey));
-    return raw ? decodeRecord(raw) : undefined;
+    return readLatest(this.db, this.cache, userKey, mk);
+  }
+
+  /** Copies this batch's latest records into `cache`; call once the batch is written. */
+  publish(cache: LatestRecordCache): void {
+    for (const [mk, o] of this.overlay) cache.set(mk, o.record);
   }
 
   put(userKey: Uint8Array, record: KvRecord): void {
@@ -100,4 +109,14 @@ export class PendingView {
     }
     return [...found.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((e) => e[1]);
   }
+}
+
+/** A key's latest published record: from the cache, else LevelDB (then cached). */
+export function readLatest(db: NodeDb, cache: LatestRecordCache | undefined, userKey: Uint8Array, mk = mapKey(userKey)): KvRecord | undefined {
+  const hit = cache?.get(mk);
+  if (hit !== undefined) return hit ?? undefined;
+  const raw = db.getSync(latestKey(userKey));
+  const r = raw ? decodeRecord(raw) : undefined;
+  cache?.set(mk, r ?? null);
+  return r;
 }
