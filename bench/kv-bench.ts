@@ -21,6 +21,7 @@
 //   --tick-ms N [100]             raftkv tick (etcd keeps its default 100 ms heartbeat)
 //   --cpu-prof                    start the kvd nodes under `node --cpu-prof` (bench/out/prof/)
 //   --node-flags "..."            extra node flags for the kvd nodes (e.g. --max-semi-space-size=32)
+//   --kvd-flags "..."             extra kvd flags (e.g. --commit-notice-delay-ms 0)
 //   --out DIR [bench/out]         results JSON + SVG chart; node data and logs under DIR/run/
 //
 // Both clusters write their data under the same directory (same disk, both fsync per batch).
@@ -59,13 +60,15 @@ interface Options {
   cpuProf: boolean;
   /** Extra node flags for the kvd processes, e.g. "--max-semi-space-size=32". */
   nodeFlags: string[];
+  /** Extra kvd flags, e.g. "--commit-notice-delay-ms 0". */
+  kvdFlags: string[];
   out: string;
 }
 
-const USAGE = 'usage: npm run bench -- --op put|get[,..] -c N[,N..] --duration S [--warmup S] [--target raftkv|etcd|both] [--value-bytes N] [--keys N] [--workers-per-channel N] [--raftkv-endpoints a,b] [--etcd-endpoints a,b] [--tick-ms N] [--cpu-prof] [--node-flags "..."] [--out DIR]';
+const USAGE = 'usage: npm run bench -- --op put|get[,..] -c N[,N..] --duration S [--warmup S] [--target raftkv|etcd|both] [--value-bytes N] [--keys N] [--workers-per-channel N] [--raftkv-endpoints a,b] [--etcd-endpoints a,b] [--tick-ms N] [--cpu-prof] [--node-flags "..."] [--kvd-flags "..."] [--out DIR]';
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { ops: ['put'], concurrency: [64], durationS: 10, warmupS: 2, targets: ['raftkv', 'etcd'], valueBytes: 256, keys: 10_000, workersPerChannel: 16, tickMs: 100, cpuProf: false, nodeFlags: [], out: join(ROOT, 'bench/out') };
+  const o: Options = { ops: ['put'], concurrency: [64], durationS: 10, warmupS: 2, targets: ['raftkv', 'etcd'], valueBytes: 256, keys: 10_000, workersPerChannel: 16, tickMs: 100, cpuProf: false, nodeFlags: [], kvdFlags: [], out: join(ROOT, 'bench/out') };
   const num = (flag: string, v: string | undefined, min = 1): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n) || n < min) throw new Error(`${flag} needs a number >= ${min}, got "${v}"`);
@@ -107,6 +110,7 @@ function parseArgs(argv: string[]): Options {
       case '--tick-ms': o.tickMs = num(a, take()); break;
       case '--cpu-prof': o.cpuProf = true; break;
       case '--node-flags': o.nodeFlags = take().split(' ').filter((x) => x !== ''); break;
+      case '--kvd-flags': o.kvdFlags = take().split(' ').filter((x) => x !== ''); break;
       case '--out': o.out = resolve(take()); break;
       case '-h':
       case '--help':
@@ -301,7 +305,7 @@ const ETCD_CLIENT_PORT = 12379;
 const ETCD_PEER_PORT = 12380;
 
 /** Starts 3 kvd nodes (client ports base.client.., peer ports base.peer..); returns their client addresses. */
-export function startRaftkv(o: Pick<Options, 'out' | 'cpuProf' | 'nodeFlags' | 'tickMs'>, runDir: string, pids: number[], base = { client: RAFTKV_CLIENT_PORT, peer: RAFTKV_PEER_PORT }): string[] {
+export function startRaftkv(o: Pick<Options, 'out' | 'cpuProf' | 'nodeFlags' | 'tickMs'> & { kvdFlags?: string[] }, runDir: string, pids: number[], base = { client: RAFTKV_CLIENT_PORT, peer: RAFTKV_PEER_PORT }): string[] {
   const nodes = [1, 2, 3].map((id) => ({ id, client: `127.0.0.1:${base.client + id - 1}`, peer: `127.0.0.1:${base.peer + id - 1}`, data: join(runDir, 'raftkv', `n${id}`) }));
   const peers = nodes.map((n) => `${n.id}=${n.peer}/${n.client}`).join(',');
   for (const n of nodes) {
@@ -310,7 +314,7 @@ export function startRaftkv(o: Pick<Options, 'out' | 'cpuProf' | 'nodeFlags' | '
     const profDir = join(o.out, 'prof', `n${n.id}`);
     if (o.cpuProf) mkdirSync(profDir, { recursive: true });
     const nodeFlags = o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
-    const args = [...o.nodeFlags, ...nodeFlags, KVD, '--id', String(n.id), '--data-dir', n.data, '--client-addr', n.client, '--peer-addr', n.peer, '--peers', peers, '--tick-ms', String(o.tickMs), '--log-level', 'warn'];
+    const args = [...o.nodeFlags, ...nodeFlags, KVD, '--id', String(n.id), '--data-dir', n.data, '--client-addr', n.client, '--peer-addr', n.peer, '--peers', peers, '--tick-ms', String(o.tickMs), '--log-level', 'warn', ...(o.kvdFlags ?? [])];
     const c = startProcess(process.execPath, args, join(runDir, `raftkv-n${n.id}.log`));
     pids.push(c.pid!);
     progress(`  raftkv node ${n.id}: pid ${c.pid}, client ${n.client}\n`);

@@ -23,6 +23,7 @@ interface KvdFlags {
   snapshotEntries?: string;
   compactionLag?: string;
   retainRevisions?: string;
+  commitNoticeDelayMs?: string;
   logLevel?: string;
   config?: string;
 }
@@ -73,6 +74,7 @@ export function configFromFlags(f: KvdFlags): NodeConfig {
     electionTimeoutTicks: positiveInt('election-ticks', merged.electionTicks, 10),
     snapshotEveryEntries: positiveInt('snapshot-entries', merged.snapshotEntries, 10_000),
     compactionLagEntries: positiveInt('compaction-lag', merged.compactionLag, 1_000),
+    ...(merged.commitNoticeDelayMs !== undefined ? { commitNoticeDelayMs: nonNegativeInt('commit-notice-delay-ms', merged.commitNoticeDelayMs) } : {}),
     logLevel: merged.logLevel ?? 'warn',
     ...(merged.retainRevisions !== undefined ? { stateMachine: { retainRevisions: nonNegativeInt('retain-revisions', merged.retainRevisions) } } : {}),
   });
@@ -93,6 +95,7 @@ export async function main(): Promise<void> {
     .option('--snapshot-entries <n>', 'snapshot and compact every N applied entries (default 10000)')
     .option('--compaction-lag <n>', 'entries kept behind a snapshot for slow followers (default 1000)')
     .option('--retain-revisions <n>', 'MVCC: automatic compaction keeps the last N revisions readable, 0 = off (default 100000; must match on every member)')
+    .option('--commit-notice-delay-ms <ms>', 'a leader holds commit-only appends this long so the next append carries them, 0 = send at once (default 2)')
     .option('--log-level <level>', 'pino level: fatal|error|warn|info|debug (default warn)')
     .option('--config <file>', 'JSON file with any of the flags above (camelCase); flags win');
   program.parse();

@@ -53,11 +53,14 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-/** Every node's applied revision, once they agree. */
-async function convergedRevision(): Promise<number> {
+/**
+ * Every node's applied revision, once they agree and have reached `atLeast` (an acknowledged
+ * write's revision: a write is answered once committed, before every node has applied it).
+ */
+async function convergedRevision(atLeast = 0): Promise<number> {
   for (let i = 0; i < 200; i++) {
     const revs = [...cluster.nodes.values()].map((n) => n.host.sm.revision());
-    if (revs.every((r) => r === revs[0])) return revs[0]!;
+    if (revs[0]! >= atLeast && revs.every((r) => r === revs[0])) return revs[0]!;
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error('replicas did not converge');
@@ -67,7 +70,7 @@ describe('exactly-once writes over the wire', () => {
   it('the same Put with the same key twice: same revision, applied once on every replica', async () => {
     const req = { key: enc('once'), value: enc('v'), idempotencyKey: { clientId: 'e2e-client', seq: 1 } };
     const a = await rawCall<{ header: { revision: number } }>('Put', req);
-    const before = await convergedRevision();
+    const before = await convergedRevision(Number(a.header.revision));
     const b = await rawCall<{ header: { revision: number } }>('Put', req);
     expect(Number(b.header.revision)).toBe(Number(a.header.revision));
     expect(await convergedRevision()).toBe(before);
@@ -80,8 +83,13 @@ describe('exactly-once writes over the wire', () => {
   });
 
   it('an expired key fails with FAILED_PRECONDITION and is not applied; a reused key too', async () => {
-    for (let seq = 1; seq <= 6; seq++) await rawCall('Put', { key: enc(`exp${seq}`), value: enc('v'), idempotencyKey: { clientId: 'e2e-exp', seq } });
-    const rev = await convergedRevision();
+    let last = 0;
+    for (let seq = 1; seq <= 6; seq++) {
+      const r = await rawCall<{ header: { revision: number } }>('Put', { key: enc(`exp${seq}`), value: enc('v'), idempotencyKey: { clientId: 'e2e-exp', seq } });
+      last = Number(r.header.revision);
+    }
+    const rev = await convergedRevision(last);
+    expect(rev).toBe(last);
     const err = await rawCall('Put', { key: enc('exp1'), value: enc('v'), idempotencyKey: { clientId: 'e2e-exp', seq: 1 } }).catch((e: grpc.ServiceError) => e);
     expect((err as grpc.ServiceError).code).toBe(grpc.status.FAILED_PRECONDITION);
     expect((err as grpc.ServiceError).details).toMatch(/idempotency key expired/);
@@ -115,7 +123,8 @@ describe('MVCC through the SDK', () => {
     await expectCode(client.compact(r1.revision), StatusCode.OUT_OF_RANGE);
     await expectCode(client.compact(1_000_000), StatusCode.OUT_OF_RANGE);
     await expectCode(client.compact(0), StatusCode.INVALID_ARGUMENT);
-    // Every replica compacted at the same point.
+    // Every replica compacted at the same point (followers apply it shortly after the ack).
+    for (let i = 0; i < 250 && [...cluster.nodes.values()].some((n) => n.host.sm.compactRevision() < r2.revision); i++) await new Promise((r) => setTimeout(r, 20));
     for (const n of cluster.nodes.values()) expect(n.host.sm.compactRevision()).toBe(r2.revision);
   });
 });

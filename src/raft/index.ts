@@ -15,3 +15,4 @@ export {
 export { encodeConfChange, decodeConfChange } from './conf-change-codec.js';
 export { InvariantViolation, assert } from './assert.js';
 export { bootstrapState, type BootstrapState } from './bootstrap.js';
+export { ProgressState } from './progress.js';

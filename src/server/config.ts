@@ -50,6 +50,12 @@ export interface NodeConfig {
   defaultRequestTimeoutMs: number;
   /** SESSION reads wait this long for the local node to apply min_revision, then go through the leader. */
   sessionWaitMs: number;
+  /**
+   * A leader holds a follower's commit notice (an append with no entries) up to this long, so
+   * the next append can carry the news instead (commit-notices.ts). Bounds how far a follower's
+   * applied state may lag the commit index at low load. 0 = send at once (etcd's behaviour).
+   */
+  commitNoticeDelayMs: number;
   limits: Limits;
   logLevel: string;
   /**
@@ -81,6 +87,7 @@ export function defaultNodeConfig(partial: Pick<NodeConfig, 'id' | 'dataDir' | '
     maxInflightMsgs: 256,
     defaultRequestTimeoutMs: 5_000,
     sessionWaitMs: 1_000,
+    commitNoticeDelayMs: 2,
     limits: { ...DEFAULT_LIMITS },
     logLevel: 'warn',
     ...partial,

@@ -13,6 +13,7 @@ import {
   EntryType,
   MessageType,
   NONE,
+  ProgressState,
   RawNode,
   StateRole,
   type ConfChange,
@@ -27,6 +28,7 @@ import type { BatchOp, LevelRaftStorage, NodeDb } from '../storage/index.js';
 import { decodeMemberContext, type MemberContext } from '../transport/index.js';
 import type { Transport } from '../transport/index.js';
 import type { NodeConfig, PeerSpec } from './config.js';
+import { CommitNoticeHold } from './commit-notices.js';
 import { deadlineExceeded, KvError, resourceExhausted, unavailable, unavailableNotApplied } from './errors.js';
 
 /** Bounds of the test-only clock rate (Admin SetClockRate). */
@@ -92,6 +94,7 @@ export class NodeHost {
    */
   private readonly tickTimesMs: Float64Array;
   private appliedWaiters: Array<{ done: () => boolean; resolve: () => void; reject: (e: KvError) => void; timer: NodeJS.Timeout }> = [];
+  private readonly commitNotices: CommitNoticeHold;
   /** Resolved when the loop dies on an unrecoverable error (disk failure, invariant). */
   fatal: Error | undefined;
   private readonly enc = new TextEncoder();
@@ -106,6 +109,7 @@ export class NodeHost {
     members: Map<NodeId, MemberContext>,
   ) {
     this.members = members;
+    this.commitNotices = new CommitNoticeHold(cfg.commitNoticeDelayMs, (msgs) => this.transport.send(msgs), () => this.isLeader() && !this.stopped);
     this.tickTimesMs = new Float64Array(cfg.electionTimeoutTicks * 4).fill(-Infinity);
     const appliedIndex = Math.min(sm.appliedIndex(), storage.hardState().commit);
     this.rawNode = new RawNode({
@@ -151,6 +155,7 @@ export class NodeHost {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
+    this.commitNotices.stop();
     // Proposals already in the log may still commit elsewhere: their outcome is unknown.
     const inLog = unavailable('node is shutting down; the write was proposed and may still commit');
     const notSent = unavailableNotApplied('node is shutting down; the write was not proposed');
@@ -417,7 +422,7 @@ export class NodeHost {
     // 2. Send (snapshots carry the state machine's current state: a "merged" snapshot whose
     //    data may be newer than its metadata; the receiver skips entries it already holds).
     await this.fillSnapshots(messages);
-    if (messages.length > 0) this.transport.send(messages);
+    if (messages.length > 0) this.sendMessages(messages);
     // 3. Apply.
     if (!appliedFirst && rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
     // 4. Read states.
@@ -449,8 +454,20 @@ export class NodeHost {
     const early: Message[] = [];
     const rest: Message[] = [];
     for (const m of rd.messages) (m.type === MessageType.App || m.type === MessageType.Heartbeat ? early : rest).push(m);
-    if (early.length > 0) this.transport.send(early);
+    if (early.length > 0) this.sendMessages(early);
     return rest;
+  }
+
+  /** To the transport, holding back a leader's commit notices (commit-notices.ts). */
+  private sendMessages(messages: Message[]): void {
+    this.commitNotices.send(messages, (m) => this.isCommitNotice(m));
+  }
+
+  /** An append with no entries to a follower in steady replication: its only news is the commit index. */
+  private isCommitNotice(m: Message): boolean {
+    if (m.type !== MessageType.App || m.entries.length > 0) return false;
+    const r = this.rawNode.raft;
+    return r.state === StateRole.Leader && r.prs.get(m.to)?.state === ProgressState.Replicate;
   }
 
   private onSoftState(role: StateRole, leader: NodeId): void {

@@ -108,10 +108,14 @@ export class GrpcTransport implements Transport {
   }
 
   send(messages: Message[]): void {
+    const touched = new Set<PeerSender>();
     for (const m of messages) {
       const p = this.peers.get(m.to);
-      if (p) p.enqueue(m);
+      if (!p) continue;
+      p.enqueue(m);
+      touched.add(p);
     }
+    for (const p of touched) p.kick();
   }
 
   onMessage(handler: MessageHandler): void {

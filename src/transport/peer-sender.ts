@@ -1,4 +1,4 @@
-// Outbound half for one peer: a bounded queue flushed once per event-loop turn into one
+// Outbound half for one peer: a bounded queue written, at the end of every transport.send, into one
 // long-lived client stream, reconnecting with exponential backoff. SNAP messages go out on
 // their own SendSnapshot call, in chunks.
 
@@ -32,7 +32,6 @@ type RaftClient = grpc.Client & {
 export class PeerSender {
   private queue: Message[] = [];
   private stream: grpc.ClientWritableStream<MessageBatch> | undefined;
-  private flushScheduled = false;
   private waitingForDrain = false;
   private backoffMs: number;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -56,14 +55,18 @@ export class PeerSender {
       return;
     }
     this.queue.push(m);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+  }
+
+  /**
+   * Writes everything queued now. The host hands over a whole Ready's messages in one
+   * transport.send, so that is already the batch; deferring the write to a later turn only
+   * delayed appends and acks behind the apply work that follows in the same turn.
+   */
+  kick(): void {
+    this.flush();
   }
 
   private flush(): void {
-    this.flushScheduled = false;
     if (this.closed || this.waitingForDrain || this.reconnectTimer || this.queue.length === 0) return;
     const stream = this.stream ?? this.openStream();
     while (this.queue.length > 0) {
