@@ -15,7 +15,7 @@ import { readChanges, type ChangeEvent } from './history-reader.js';
 import { DedupTable, DEFAULT_DEDUP_POLICY, idempotencyKeyProblem, requestHash, type DedupPolicy, type RejectReason, type StoredResult } from './dedup.js';
 import { doRange, executeCommand, InvalidCommandError, RejectedCommandError, validateCommand, type CommandResponse } from './execute.js';
 import { COMPACT_KEY, decodeMeta, decodeU64, encodeMeta, encodeU64, META_KEY, SM_KEY_END, SM_KEY_MIN, type Meta } from './keys.js';
-import { compact, rangeAt } from './mvcc.js';
+import { compact, rangeAt, SurvivorCache, type SurvivorPointer } from './mvcc.js';
 import { LeaseTable } from './leases.js';
 import { contenders } from './locks.js';
 import { LatestRecordCache } from './latest-cache.js';
@@ -50,6 +50,8 @@ export interface StateMachineOptions {
   compactEveryRevisions?: number;
   /** Node-local cache of recent keys' latest records, bytes (latest-cache.ts; not replicated state). Default 64 MiB. */
   latestCacheBytes?: number;
+  /** Node-local: keys whose compaction survivor is remembered (mvcc.ts SurvivorCache). Default 1_000_000. */
+  survivorCacheKeys?: number;
 }
 
 export const DEFAULT_RETAIN_REVISIONS = 100_000;
@@ -58,6 +60,8 @@ export const DEFAULT_COMPACT_EVERY_REVISIONS = 1_000;
 /** The replicated state besides the data, as one apply batch sees it. */
 interface WorkingState extends Meta {
   compactRevision: number;
+  /** What this batch's compactions found for SurvivorCache (published with the batch). */
+  survivorsFound: Map<string, SurvivorPointer | null>;
 }
 
 export interface ApplyOptions {
@@ -111,6 +115,8 @@ export class KvStateMachine {
   private busy = false;
   /** Latest records of recent keys (latest-cache.ts); a node-local read cache. */
   private readonly latestCache: LatestRecordCache;
+  /** Each key's entry kept below the compacted revision (mvcc.ts SurvivorCache); node-local. */
+  private readonly survivors: SurvivorCache;
   readonly retainRevisions: number;
   readonly compactEveryRevisions: number;
   readonly dedupPolicy: DedupPolicy;
@@ -127,6 +133,7 @@ export class KvStateMachine {
     this.dedup = dedup;
     this.dedupPolicy = dedup.policy;
     this.latestCache = new LatestRecordCache(opts.latestCacheBytes);
+    this.survivors = new SurvivorCache(opts.survivorCacheKeys);
     this.retainRevisions = opts.retainRevisions ?? DEFAULT_RETAIN_REVISIONS;
     this.compactEveryRevisions = opts.compactEveryRevisions ?? DEFAULT_COMPACT_EVERY_REVISIONS;
     if (!Number.isSafeInteger(this.retainRevisions) || this.retainRevisions < 0) throw new RangeError(`retainRevisions must be >= 0, got ${this.retainRevisions}`);
@@ -223,7 +230,7 @@ export class KvStateMachine {
 
   private async prepareLocked(entries: Entry[], opts: ApplyOptions, abort: () => void): Promise<PreparedApply> {
     const view = new PendingView(this.db, this.latestCache);
-    const st: WorkingState = { ...this.meta, compactRevision: this.compactRev };
+    const st: WorkingState = { ...this.meta, compactRevision: this.compactRev, survivorsFound: new Map() };
     const results: ApplyResult[] = [];
     this.dedup.begin();
     this.leaseTable.begin();
@@ -262,6 +269,7 @@ export class KvStateMachine {
           throw err;
         }
         view.publish(this.latestCache);
+        if (st.survivorsFound.size > 0) this.survivors.publish(st.survivorsFound);
         this.meta = meta;
         this.compactRev = st.compactRevision;
         this.dedup.commit();
@@ -321,7 +329,7 @@ export class KvStateMachine {
   }
 
   private async compactTo(view: PendingView, revision: number, st: WorkingState): Promise<void> {
-    await compact(this.db, view, st.compactRevision, revision);
+    await compact(this.db, view, st.compactRevision, revision, this.survivors, st.survivorsFound);
     st.compactRevision = revision;
     view.putRaw(COMPACT_KEY, encodeU64(revision));
   }
@@ -417,6 +425,7 @@ export class KvStateMachine {
         this.dedup = dedup;
         this.leaseTable.replaceWith(leases);
         this.latestCache.clear();
+        this.survivors.clear();
       },
     };
   }

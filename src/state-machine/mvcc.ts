@@ -17,6 +17,7 @@ import {
   escapeKey,
   EventKind,
   historyKey,
+  historyKeyParts,
   INDEX_KEY_END,
   indexKey,
   indexKeyParts,
@@ -27,11 +28,13 @@ import type { PendingView } from './pending-view.js';
 /** Same bound as a current range (execute.ts MAX_RANGE_RESULTS), duplicated to avoid a cycle. */
 const MAX_RANGE_RESULTS = 10_000;
 
-interface Pointer {
+/** Where one change of a key lives: its escaped key and (revision, sub). */
+export interface SurvivorPointer {
   esc: Uint8Array;
   revision: number;
   sub: number;
 }
+type Pointer = SurvivorPointer;
 
 function latin1(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
@@ -92,47 +95,120 @@ export async function getAt(db: NodeDb, key: Uint8Array, revision: number, compa
   return r.kvs[0];
 }
 
+/** An index entry: where a key's change at (revision, sub) lives, and whether it was a put or a delete. */
+interface Change extends Pointer {
+  kind: number;
+}
+
+/** Upper bound on keys the survivor cache remembers; misses fall back to an index scan. */
+export const DEFAULT_SURVIVOR_CACHE_KEYS = 1_000_000;
+
+/**
+ * Per key (latin1 of its escaped form): the one index entry that survives below the compacted
+ * revision (the key's newest change below it, always a put), or null when none does. Compaction
+ * needs it for every key changed since the previous compaction; finding it in LevelDB takes
+ * an async iterator per key, which stalled the apply pipeline for tens of ms every
+ * `compactEveryRevisions` writes. A cache of derivable state (misses are looked up), so the
+ * result never depends on it; updated only when the apply batch that compacted is written.
+ */
+export class SurvivorCache {
+  private readonly map = new Map<string, Pointer | null>();
+
+  constructor(readonly maxKeys: number = DEFAULT_SURVIVOR_CACHE_KEYS) {
+    if (!Number.isSafeInteger(maxKeys) || maxKeys < 0) throw new RangeError(`survivor cache size must be >= 0 keys, got ${maxKeys}`);
+  }
+
+  get(id: string): Pointer | null | undefined {
+    return this.map.get(id);
+  }
+
+  /** Applies what a written batch's compactions found. */
+  publish(found: Map<string, Pointer | null>): void {
+    for (const [id, p] of found) {
+      this.map.delete(id);
+      this.map.set(id, p);
+    }
+    for (const id of this.map.keys()) {
+      if (this.map.size <= this.maxKeys) break;
+      this.map.delete(id);
+    }
+  }
+
+  clear(): void {
+    this.map.clear();
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+}
+
 /**
  * Adds to `view` the ops that compact from `from` (the previous compacted revision) to `to`
  * (> from, <= the current revision). Reads the committed state AND the changes recorded
  * earlier in this batch, so the result does not depend on how entries were batched.
+ * `found` collects each touched key's new survivor (see SurvivorCache); pass the same map to
+ * every compaction of one batch and publish it once the batch is written.
  */
-export async function compact(db: NodeDb, view: PendingView, from: number, to: number): Promise<{ removed: number }> {
-  // Keys changed in [from, to]: only they can have entries that became unreadable.
-  const touched = new Map<string, Uint8Array>();
-  for await (const [, v] of db.iterator({ gte: historyKey(Math.max(from, 0), 0), lte: historyKey(to, MAX_SUB) })) {
-    const esc = escapeKey(decodeEvent(v).key);
-    touched.set(latin1(esc), esc);
+export async function compact(
+  db: NodeDb,
+  view: PendingView,
+  from: number,
+  to: number,
+  survivors?: SurvivorCache,
+  found: Map<string, Pointer | null> = new Map(),
+): Promise<{ removed: number }> {
+  // Keys changed in [from, to], with those changes: only they can have entries that became
+  // unreadable. Entries below `from` were compacted already except each key's survivor.
+  const touched = new Map<string, { esc: Uint8Array; changes: Change[] }>();
+  const touch = (esc: Uint8Array, id: string = latin1(esc)): Change[] => {
+    let t = touched.get(id);
+    if (!t) touched.set(id, (t = { esc, changes: [] }));
+    return t.changes;
+  };
+  for await (const [k, v] of db.iterator({ gte: historyKey(Math.max(from, 0), 0), lte: historyKey(to, MAX_SUB) })) {
+    const ev = decodeEvent(v);
+    const esc = escapeKey(ev.key);
+    const { revision, sub } = historyKeyParts(k);
+    touch(esc).push({ esc, revision, sub, kind: ev.kind });
   }
-  const pendingByKey = new Map<string, Array<Pointer & { kind: number }>>();
+  const pendingByKey = new Map<string, Change[]>();
   for (const e of view.events) {
     if (e.revision > to) continue;
     const id = latin1(e.esc);
     let list = pendingByKey.get(id);
     if (!list) pendingByKey.set(id, (list = []));
     list.push({ esc: e.esc, revision: e.revision, sub: e.sub, kind: e.kind });
-    if (e.revision >= from) touched.set(id, e.esc);
+    if (e.revision >= from) touch(e.esc, id);
   }
   let removed = 0;
   const ids = [...touched.keys()].sort();
   for (const id of ids) {
-    const esc = touched.get(id)!;
-    const entries: Array<Pointer & { kind: number }> = [];
-    for await (const [k, v] of db.iterator({ gte: indexKey(esc), lte: indexKey(esc, to, MAX_SUB) })) {
-      const p = indexKeyParts(k);
-      entries.push({ esc, revision: p.revision, sub: p.sub, kind: v[0]! });
+    const { esc, changes } = touched.get(id)!;
+    const known = found.has(id) ? found.get(id) : survivors?.get(id);
+    let entries: Change[];
+    if (known !== undefined) {
+      entries = known ? [{ ...known, kind: EventKind.Put }, ...changes] : [...changes];
+    } else {
+      entries = [];
+      for await (const [k, v] of db.iterator({ gte: indexKey(esc), lte: indexKey(esc, to, MAX_SUB) })) {
+        const p = indexKeyParts(k);
+        entries.push({ esc, revision: p.revision, sub: p.sub, kind: v[0]! });
+      }
     }
     entries.push(...(pendingByKey.get(id) ?? []));
     if (entries.length === 0) continue;
     entries.sort((a, b) => a.revision - b.revision || a.sub - b.sub);
-    const latest = entries[entries.length - 1]!;
-    for (const e of entries) {
+    const unique = entries.filter((e, i) => i === 0 || e.revision !== entries[i - 1]!.revision || e.sub !== entries[i - 1]!.sub);
+    const latest = unique[unique.length - 1]!;
+    for (const e of unique) {
       if (e.revision >= to) continue;
       if (e === latest && e.kind === EventKind.Put) continue;
       view.delRaw(indexKey(esc, e.revision, e.sub));
       view.delRaw(historyKey(e.revision, e.sub));
       removed++;
     }
+    found.set(id, latest.revision < to && latest.kind === EventKind.Put ? { esc, revision: latest.revision, sub: latest.sub } : null);
   }
   return { removed };
 }
