@@ -100,6 +100,9 @@ interface Change extends Pointer {
   kind: number;
 }
 
+/** Index scans in flight at once for keys the survivor cache does not know. */
+const INDEX_SCAN_CONCURRENCY = 64;
+
 /** Upper bound on keys the survivor cache remembers; misses fall back to an index scan. */
 export const DEFAULT_SURVIVOR_CACHE_KEYS = 1_000_000;
 
@@ -181,21 +184,31 @@ export async function compact(
     list.push({ esc: e.esc, revision: e.revision, sub: e.sub, kind: e.kind });
     if (e.revision >= from) touch(e.esc, id);
   }
-  let removed = 0;
   const ids = [...touched.keys()].sort();
+  // Keys whose survivor is not known: read their index entries, many at a time (each read is
+  // a round trip to LevelDB's thread pool; one after another they stalled the apply).
+  const scanned = new Map<string, Change[]>();
+  const misses = ids.filter((id) => (found.has(id) ? found.get(id) : survivors?.get(id)) === undefined);
+  for (let i = 0; i < misses.length; i += INDEX_SCAN_CONCURRENCY) {
+    await Promise.all(
+      misses.slice(i, i + INDEX_SCAN_CONCURRENCY).map(async (id) => {
+        const esc = touched.get(id)!.esc;
+        const entries: Change[] = [];
+        for await (const [k, v] of db.iterator({ gte: indexKey(esc), lte: indexKey(esc, to, MAX_SUB) })) {
+          const p = indexKeyParts(k);
+          entries.push({ esc, revision: p.revision, sub: p.sub, kind: v[0]! });
+        }
+        scanned.set(id, entries);
+      }),
+    );
+  }
+  let removed = 0;
   for (const id of ids) {
     const { esc, changes } = touched.get(id)!;
     const known = found.has(id) ? found.get(id) : survivors?.get(id);
     let entries: Change[];
-    if (known !== undefined) {
-      entries = known ? [{ ...known, kind: EventKind.Put }, ...changes] : [...changes];
-    } else {
-      entries = [];
-      for await (const [k, v] of db.iterator({ gte: indexKey(esc), lte: indexKey(esc, to, MAX_SUB) })) {
-        const p = indexKeyParts(k);
-        entries.push({ esc, revision: p.revision, sub: p.sub, kind: v[0]! });
-      }
-    }
+    if (known !== undefined) entries = known ? [{ ...known, kind: EventKind.Put }, ...changes] : [...changes];
+    else entries = scanned.get(id)!;
     entries.push(...(pendingByKey.get(id) ?? []));
     if (entries.length === 0) continue;
     entries.sort((a, b) => a.revision - b.revision || a.sub - b.sub);
