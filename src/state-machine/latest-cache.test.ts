@@ -5,6 +5,7 @@ import { openNodeDb, type NodeDb } from '../storage/index.js';
 import { makeTempDir } from '../storage/test-helpers.js';
 import { KvStateMachine } from './index.js';
 import { LatestRecordCache } from './latest-cache.js';
+import { mapKey, PendingView } from './pending-view.js';
 
 const b = (s: string): Uint8Array => new TextEncoder().encode(s);
 const str = (u: Uint8Array | undefined): string | undefined => (u ? new TextDecoder().decode(u) : undefined);
@@ -80,6 +81,22 @@ describe('KvStateMachine with the latest-record cache', () => {
     expect(str(node.get(b('k'))!.value)).toBe('from-snapshot');
     expect(str(node.get(b('only-there'))!.value)).toBe('x');
     expect(node.get(b('gone'))).toBeUndefined();
+  });
+
+  it('caches values that own their bytes, never a view that keeps a whole request or batch alive', async () => {
+    const t = makeTempDir('sm-cache-own');
+    cleanups.push(t.cleanup);
+    const db = await openNodeDb(t.dir);
+    dbs.push(db);
+    const cache = new LatestRecordCache();
+    const message = new Uint8Array(64 * 1024).fill(7); // e.g. a peer's whole MessageBatch
+    const view = new PendingView(db, cache);
+    view.put(b('k'), { value: message.subarray(100, 110), createRevision: 1, modRevision: 1, version: 1 });
+    view.publish(cache);
+    const got = cache.get(mapKey(b('k')))!;
+    expect(got.value.byteLength).toBe(10);
+    expect(got.value.buffer.byteLength).toBe(10);
+    expect([...got.value]).toEqual(new Array(10).fill(7));
   });
 
   it('publishes nothing from a prepared batch that is aborted', async () => {

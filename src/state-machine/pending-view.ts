@@ -48,7 +48,7 @@ export class PendingView {
 
   /** Copies this batch's latest records into `cache`; call once the batch is written. */
   publish(cache: LatestRecordCache): void {
-    for (const [mk, o] of this.overlay) cache.set(mk, o.record);
+    for (const [mk, o] of this.overlay) cache.set(mk, o.record && ownValue(o.record));
   }
 
   put(userKey: Uint8Array, record: KvRecord): void {
@@ -119,4 +119,19 @@ export function readLatest(db: NodeDb, cache: LatestRecordCache | undefined, use
   const r = raw ? decodeRecord(raw) : undefined;
   cache?.set(mk, r ?? null);
   return r;
+}
+
+/**
+ * The record with a value that owns its bytes: a value decoded from a request or a peer's
+ * batch is a view into that whole message, which a cached record would otherwise keep alive.
+ */
+function ownValue(r: KvRecord): KvRecord {
+  const v = r.value;
+  // protobufjs gives an unset bytes field its default: an empty array, not a Uint8Array.
+  if (!(v instanceof Uint8Array)) return { ...r, value: Buffer.from(v as ArrayLike<number>) };
+  if (v.byteOffset === 0 && v.byteLength === v.buffer.byteLength) return r;
+  // Unpooled: a small Buffer from the shared pool would keep its 8 KiB slab alive instead.
+  const own = Buffer.allocUnsafeSlow(v.byteLength);
+  own.set(v);
+  return { ...r, value: own };
 }
