@@ -23,7 +23,7 @@ import {
   type NodeId,
   type Ready,
 } from '../raft/index.js';
-import type { ApplyResult, KvStateMachine } from '../state-machine/index.js';
+import type { ApplyResult, KvStateMachine, PreparedApply } from '../state-machine/index.js';
 import type { BatchOp, LevelRaftStorage, NodeDb } from '../storage/index.js';
 import { decodeMemberContext, type MemberContext } from '../transport/index.js';
 import type { Transport } from '../transport/index.js';
@@ -406,25 +406,38 @@ export class NodeHost {
     //    already durable; everything else (acks, votes, snapshots) waits for the save.
     const messages = this.sendEarlyLeaderMessages(rd);
     // When no message waits for this Ready's fsync (a leader's went out above) and the committed
-    // entries are already durable here (from earlier Readies), apply them first: the clients get
-    // their answers without waiting for this fsync (usually just the new commit index). The
-    // apply batch is unsynced and carries its applied index; a crash before the synced batch
-    // below leaves applied > the durable commit index, which start-up handles (min of both).
-    const appliedFirst = messages.length === 0 && this.canApplyEarly(rd);
-    if (appliedFirst) await this.apply(rd.committedEntries);
+    // entries are already durable here (from earlier Readies), run them first: their clients
+    // are answered before this Ready's write, and their effects go into that same batch (one
+    // LevelDB write per Ready, synced only when the Ready must be). A crash before it loses the
+    // apply with the rest of the batch; the entries are re-applied from the log.
+    const appliedFirst = messages.length === 0 && this.canApplyEarly(rd) ? await this.prepareApply(rd.committedEntries) : undefined;
     // 1. Persist (a received snapshot replaces the state machine in the same batch).
     let restore: Awaited<ReturnType<KvStateMachine['prepareRestore']>> | undefined;
     if (rd.snapshot) restore = await this.sm.prepareRestore(rd.snapshot.data);
     // A Ready that changes only the commit index need not be fsynced (Raft's mustSync): the
     // commit index is re-learned after a crash, and start-up uses min(applied, commit).
-    await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, restore?.ops ?? [], { sync: rd.mustSync });
+    const extraOps = restore?.ops ?? appliedFirst?.ops ?? [];
+    try {
+      await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, extraOps, { sync: rd.mustSync });
+    } catch (err) {
+      appliedFirst?.abort();
+      throw err;
+    }
     restore?.commit();
+    if (appliedFirst) {
+      appliedFirst.written();
+      this.finishApply(rd.committedEntries, appliedFirst);
+    }
     // 2. Send (snapshots carry the state machine's current state: a "merged" snapshot whose
     //    data may be newer than its metadata; the receiver skips entries it already holds).
     await this.fillSnapshots(messages);
     if (messages.length > 0) this.sendMessages(messages);
     // 3. Apply.
-    if (!appliedFirst && rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
+    if (!appliedFirst && rd.committedEntries.length > 0) {
+      const prepared = await this.prepareApply(rd.committedEntries);
+      await prepared.write();
+      this.finishApply(rd.committedEntries, prepared);
+    }
     // 4. Read states.
     for (const rs of rd.readStates) {
       const key = this.dec.decode(rs.requestCtx);
@@ -484,7 +497,11 @@ export class NodeHost {
     }
   }
 
-  private async apply(entries: Entry[]): Promise<void> {
+  /**
+   * Runs committed entries against the state machine (conf changes take effect in the core
+   * here) and answers the writes that asked for early answers; the effects are not written yet.
+   */
+  private async prepareApply(entries: Entry[]): Promise<PreparedApply> {
     const extraOps: BatchOp[] = [];
     const confChanges: Array<{ index: number; cc: ConfChange }> = [];
     for (const e of entries) {
@@ -504,13 +521,16 @@ export class NodeHost {
       extraOps.push({ type: 'put', key: MEMBERS_KEY, value: this.enc.encode(JSON.stringify([...this.members])) });
     }
     const prepared = await this.sm.prepareApply(entries, { extraOps });
-    const { results } = prepared;
     let answered = 0;
-    for (let i = 0; i < entries.length; i++) answered += this.resolveProposal(entries[i]!, results[i]!, true);
+    for (let i = 0; i < entries.length; i++) answered += this.resolveProposal(entries[i]!, prepared.results[i]!, true);
     // Let the answers' promise chains reach gRPC before the batch write's own setup runs.
     if (answered > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    await prepared.write();
-    for (let i = 0; i < entries.length; i++) this.resolveProposal(entries[i]!, results[i]!, false);
+    return prepared;
+  }
+
+  /** After the apply was written and published: answers the writes that waited for that. */
+  private finishApply(entries: Entry[], prepared: PreparedApply): void {
+    for (let i = 0; i < entries.length; i++) this.resolveProposal(entries[i]!, prepared.results[i]!, false);
   }
 
   private onMembershipChange(cc: ConfChange): void {

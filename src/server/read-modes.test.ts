@@ -71,9 +71,11 @@ describe('read consistency modes', () => {
 
   it('a partitioned follower never serves a SESSION read older than the session, but STALE may', async () => {
     const f = followers[1]!;
-    await client.put('part-k', 'old');
     const s = client.session();
-    await s.get('part-k', { endpoint: addr(f) });
+    await s.put('part-k', 'old');
+    // A session read on f waits until f applied the session's write (followers learn the commit
+    // index from the next append, or a held commit notice: commitNoticeDelayMs).
+    expect(text((await s.get('part-k', { endpoint: addr(f) })).value!)).toBe('old');
     await client.setFaults(addr(f), { partitionFrom: cluster.specs.map((x) => x.id).filter((id) => id !== f) });
     try {
       await s.put('part-k', 'new');

@@ -85,8 +85,12 @@ export interface StateSnapshot {
 export interface PreparedApply {
   /** One per entry, final. */
   results: ApplyResult[];
-  /** Writes every effect in one batch, then publishes it to readers. */
+  /** Every effect as batch ops (empty when nothing changes), for a caller that writes them in its own batch. */
+  ops: BatchOp[];
+  /** Writes `ops` in one batch, then publishes them (= writeBatch(ops) + written()). */
   write(): Promise<void>;
+  /** Publishes the effects once the caller wrote `ops` in its own batch. */
+  written(): void;
   /** Drops the effects (nothing was written). */
   abort(): void;
 }
@@ -245,36 +249,47 @@ export class KvStateMachine {
       st.appliedTerm = e.term;
     }
     if (st.appliedIndex === this.meta.appliedIndex && !opts.extraOps?.length) {
-      return { results, write: async () => abort(), abort };
+      return { results, ops: [], write: async () => abort(), written: abort, abort };
     }
     this.dedup.flush(view);
     const meta: Meta = { appliedIndex: st.appliedIndex, appliedTerm: st.appliedTerm, revision: st.revision };
     view.push({ type: 'put', key: META_KEY, value: encodeMeta(meta) });
     for (const op of opts.extraOps ?? []) view.push(op);
     let settled = false;
+    const settle = (): void => {
+      if (settled) throw new Error('prepared apply already written or aborted');
+      settled = true;
+    };
+    const publish = (): void => {
+      view.publish(this.latestCache);
+      if (st.survivorsFound.size > 0) this.survivors.publish(st.survivorsFound);
+      this.meta = meta;
+      this.compactRev = st.compactRevision;
+      this.dedup.commit();
+      this.leaseTable.commit();
+      this.busy = false;
+    };
     return {
       results,
+      ops: view.ops,
       abort: () => {
         if (settled) return;
         settled = true;
         abort();
       },
+      written: () => {
+        settle();
+        publish();
+      },
       write: async () => {
-        if (settled) throw new Error('prepared apply already written or aborted');
-        settled = true;
+        settle();
         try {
           await writeBatch(this.db, view.ops, opts.sync ?? false);
         } catch (err) {
           abort();
           throw err;
         }
-        view.publish(this.latestCache);
-        if (st.survivorsFound.size > 0) this.survivors.publish(st.survivorsFound);
-        this.meta = meta;
-        this.compactRev = st.compactRevision;
-        this.dedup.commit();
-        this.leaseTable.commit();
-        this.busy = false;
+        publish();
       },
     };
   }

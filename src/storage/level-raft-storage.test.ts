@@ -69,11 +69,13 @@ describe('LevelRaftStorage', () => {
     expect(new TextDecoder().decode(r.entries(4, 5, Infinity)[0]!.data)).toBe('new4');
   });
 
-  it('an unsynced save may carry only the hard state; entries must be synced', async () => {
+  it('an unsynced save may carry only the hard state and extra ops; entries must be synced', async () => {
     const s = await LevelRaftStorage.open(db);
     await s.save({ hardState: { term: 1, vote: 1, commit: 1 }, entries: range(1, 3, 1) });
-    await s.save({ hardState: { term: 1, vote: 1, commit: 3 }, entries: [] }, [], { sync: false });
+    const extra = { type: 'put' as const, key: Uint8Array.of(0x73, 0x7a), value: Uint8Array.of(1) };
+    await s.save({ hardState: { term: 1, vote: 1, commit: 3 }, entries: [] }, [extra], { sync: false });
     expect((await reopen()).initialState().hardState.commit).toBe(3);
+    expect([...((await db.get(extra.key)) ?? [])]).toEqual([1]);
     const r = await LevelRaftStorage.open(db);
     await expect(r.save({ entries: [ent(4, 1)] }, [], { sync: false })).rejects.toBeInstanceOf(StorageUsageError);
   });

@@ -126,9 +126,10 @@ export class LevelRaftStorage implements Storage {
   /**
    * Persists one Ready in ONE batch: hard state, entries (overwriting and deleting any
    * conflicting suffix), and a received snapshot's metadata (dropping the whole old log).
-   * `extraOps` (e.g. a state-machine restore) commit in the same batch. The batch is fsynced
-   * unless `sync` is false, which the host passes only for a Ready whose `mustSync` is false
-   * (nothing changed but the commit index: losing it in a crash is harmless, it is re-learned).
+   * `extraOps` (a state-machine restore, or the apply of already-durable committed entries)
+   * commit in the same batch. The batch is fsynced unless `sync` is false, which the host
+   * passes only for a Ready whose `mustSync` is false (nothing changed but the commit index:
+   * losing it in a crash is harmless, it is re-learned; an apply is redone from the log).
    * Not reentrant: the host awaits each save before the next, as the Ready loop does.
    */
   async save(rd: PersistRequest, extraOps: BatchOp[] = [], opts: { sync?: boolean } = {}): Promise<void> {
@@ -155,8 +156,8 @@ export class LevelRaftStorage implements Storage {
       if (rd.hardState) ops.push({ type: 'put', key: K.HARD_STATE_KEY, value: K.encodeHardState(rd.hardState) });
       for (const op of extraOps) ops.push(op);
       const sync = opts.sync ?? true;
-      if (!sync && (rd.entries.length > 0 || rd.snapshot || extraOps.length > 0)) {
-        throw new StorageUsageError('entries, snapshots and extra ops must be synced');
+      if (!sync && (rd.entries.length > 0 || rd.snapshot)) {
+        throw new StorageUsageError('entries and snapshots must be synced');
       }
       if (ops.length > 0) await writeBatch(this.db, ops, sync);
       // Only now is it durable: publish to the core's view.
