@@ -4,7 +4,7 @@
 // Single process, so the figures are steadier than the cluster benchmark's; use it to compare
 // changes to storage and apply code.
 //
-//   npm run bench:apply -- [--entries N] [--batch K] [--keys N] [--value-bytes N] [--idempotency]
+//   npm run bench:apply -- [--entries N] [--batch K] [--keys N] [--value-bytes N] [--idempotency] [--retain-revisions N]
 //
 // Prints entries/s and CPU us per entry (process CPU: main thread plus LevelDB's threads).
 
@@ -23,6 +23,7 @@ interface Options {
   keys: number;
   valueBytes: number;
   idempotency: boolean;
+  retainRevisions?: number;
 }
 
 function parse(): Options {
@@ -37,6 +38,7 @@ function parse(): Options {
     .option('--keys <n>', 'distinct keys written at random', int, 10_000)
     .option('--value-bytes <n>', 'value size', int, 256)
     .option('--idempotency', 'every put carries an idempotency key (as the SDK sends)', false)
+    .option('--retain-revisions <n>', 'MVCC automatic compaction keeps this many revisions (0 = off; default: the state machine default, 100000)', (v: string) => (v === '0' ? 0 : int(v)))
     .parse();
   return p.opts<Options>();
 }
@@ -47,7 +49,7 @@ async function main(): Promise<void> {
   try {
     const db = await openNodeDb(dir);
     const storage = await LevelRaftStorage.open(db);
-    const sm = await KvStateMachine.open(db);
+    const sm = await KvStateMachine.open(db, o.retainRevisions === undefined ? {} : { retainRevisions: o.retainRevisions });
     const value = new Uint8Array(o.valueBytes).fill(0x61);
     let seed = 42;
     const rnd = (n: number): number => {
@@ -80,7 +82,7 @@ async function main(): Promise<void> {
     const wallMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
     const cpuUs = cpu.user + cpu.system;
-    console.log(`entries ${o.entries}, batch ${o.batch}, keys ${o.keys}, value ${o.valueBytes} B, idempotency ${o.idempotency ? 'yes' : 'no'}`);
+    console.log(`entries ${o.entries}, batch ${o.batch}, keys ${o.keys}, value ${o.valueBytes} B, idempotency ${o.idempotency ? 'yes' : 'no'}, retain ${sm.retainRevisions} revisions`);
     console.log(`entries/s ${Math.round(o.entries / (wallMs / 1000))}   CPU us/entry ${(cpuUs / o.entries).toFixed(1)} (user ${(cpu.user / o.entries).toFixed(1)}, system ${(cpu.system / o.entries).toFixed(1)})   wall us/entry ${((wallMs * 1000) / o.entries).toFixed(1)}`);
     await db.close();
   } finally {

@@ -100,6 +100,9 @@ interface Change extends Pointer {
   kind: number;
 }
 
+/** Read-ahead of compaction's history scan, bytes. */
+const HISTORY_SCAN_BYTES = 4 * 1024 * 1024;
+
 /** Index scans in flight at once for keys the survivor cache does not know. */
 const INDEX_SCAN_CONCURRENCY = 64;
 
@@ -169,7 +172,9 @@ export async function compact(
     if (!t) touched.set(id, (t = { esc, changes: [] }));
     return t.changes;
   };
-  for await (const [k, v] of db.iterator({ gte: historyKey(Math.max(from, 0), 0), lte: historyKey(to, MAX_SUB) })) {
+  // One compaction round reads ~compactEveryRevisions events: fetch them in one or two trips to
+  // LevelDB's thread pool rather than the default 16 KiB at a time (each trip stalls the apply).
+  for await (const [k, v] of db.iterator({ gte: historyKey(Math.max(from, 0), 0), lte: historyKey(to, MAX_SUB), highWaterMarkBytes: HISTORY_SCAN_BYTES })) {
     const ev = decodeEvent(v);
     const esc = escapeKey(ev.key);
     const { revision, sub } = historyKeyParts(k);
