@@ -416,6 +416,9 @@ export class NodeHost {
     if (rd.snapshot) restore = await this.sm.prepareRestore(rd.snapshot.data);
     // A Ready that changes only the commit index need not be fsynced (Raft's mustSync): the
     // commit index is re-learned after a crash, and start-up uses min(applied, commit).
+    // Never both: canApplyEarly refuses a Ready with a snapshot (an apply computed before a
+    // restore would not hold after it).
+    if (restore && appliedFirst) throw new Error('internal: an early apply and a snapshot restore in one Ready');
     const extraOps = restore?.ops ?? appliedFirst?.ops ?? [];
     try {
       await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, extraOps, { sync: rd.mustSync });
