@@ -34,10 +34,9 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
+import { etcdRoot } from './etcd-proto.js';
 import { kvServiceDefinition } from '../src/client/proto.js';
 import { serviceDefinition } from '../src/wire/grpc-service.js';
-import { useNumbersForLongs } from '../src/wire/proto-root.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const KVD = join(ROOT, 'src/cli/kvd.mjs');
@@ -238,32 +237,9 @@ export function raftkvSystem(endpoints: string[], pids: number[]): System {
   };
 }
 
-// The subset of etcd's api/etcdserverpb/rpc.proto (and mvccpb/kv.proto) the benchmark uses,
-// with etcd's field numbers; unknown fields in responses are skipped by the decoder.
-const ETCD_PROTO = `
-syntax = "proto3";
-package etcdserverpb;
-service KV {
-  rpc Range(RangeRequest) returns (RangeResponse);
-  rpc Put(PutRequest) returns (PutResponse);
-}
-service Maintenance {
-  rpc Status(StatusRequest) returns (StatusResponse);
-}
-message ResponseHeader { uint64 cluster_id = 1; uint64 member_id = 2; int64 revision = 3; uint64 raft_term = 4; }
-message KeyValue { bytes key = 1; int64 create_revision = 2; int64 mod_revision = 3; int64 version = 4; bytes value = 5; int64 lease = 6; }
-message RangeRequest { bytes key = 1; bytes range_end = 2; int64 limit = 3; int64 revision = 4; bool serializable = 7; }
-message RangeResponse { ResponseHeader header = 1; repeated KeyValue kvs = 2; bool more = 3; int64 count = 4; }
-message PutRequest { bytes key = 1; bytes value = 2; int64 lease = 3; bool prev_kv = 4; }
-message PutResponse { ResponseHeader header = 1; KeyValue prev_kv = 2; }
-message StatusRequest {}
-message StatusResponse { ResponseHeader header = 1; string version = 2; int64 db_size = 3; uint64 leader = 4; uint64 raft_index = 5; uint64 raft_term = 6; }
-`;
 
 export function etcdSystem(endpoints: string[], pids: number[]): System {
-  useNumbersForLongs();
-  const root = protobuf.parse(ETCD_PROTO, { keepCase: false }).root;
-  root.resolveAll();
+  const root = etcdRoot();
   const Kv = grpc.makeGenericClientConstructor(serviceDefinition(root, 'etcdserverpb.KV'), 'KV');
   const Maint = grpc.makeGenericClientConstructor(serviceDefinition(root, 'etcdserverpb.Maintenance'), 'Maintenance');
   return {

@@ -58,10 +58,9 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
+import { etcdRoot } from './etcd-proto.js';
 import { KvClient, KvClientError, StatusCode, text } from '../src/client/index.js';
 import { serviceDefinition } from '../src/wire/grpc-service.js';
-import { useNumbersForLongs } from '../src/wire/proto-root.js';
 import { channelOptions, cpuSeconds, etcdInstalled, prepareRun, etcdSystem, fmt, percentile, progress, raftkvSystem, sleep, startEtcd, startRaftkv, stopAll, type System } from './kv-bench.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -151,60 +150,7 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-// ------------------------------------------------------------------ etcd: the parts of rpc.proto and v3lock.proto we use
-
-// etcd's api/etcdserverpb/rpc.proto, mvccpb/kv.proto and server/etcdserver/api/v3lock/v3lockpb/v3lock.proto,
-// with etcd's field numbers (only what this benchmark sends or reads).
-const ETCD_PROTO = `
-syntax = "proto3";
-package etcdserverpb;
-service KV {
-  rpc Range(RangeRequest) returns (RangeResponse);
-  rpc Put(PutRequest) returns (PutResponse);
-  rpc Txn(TxnRequest) returns (TxnResponse);
-}
-service Lease {
-  rpc LeaseGrant(LeaseGrantRequest) returns (LeaseGrantResponse);
-  rpc LeaseRevoke(LeaseRevokeRequest) returns (LeaseRevokeResponse);
-}
-message ResponseHeader { uint64 cluster_id = 1; uint64 member_id = 2; int64 revision = 3; uint64 raft_term = 4; }
-message KeyValue { bytes key = 1; int64 create_revision = 2; int64 mod_revision = 3; int64 version = 4; bytes value = 5; int64 lease = 6; }
-message RangeRequest { bytes key = 1; bytes range_end = 2; int64 limit = 3; int64 revision = 4; bool serializable = 7; }
-message RangeResponse { ResponseHeader header = 1; repeated KeyValue kvs = 2; bool more = 3; int64 count = 4; }
-message PutRequest { bytes key = 1; bytes value = 2; int64 lease = 3; bool prev_kv = 4; }
-message PutResponse { ResponseHeader header = 1; KeyValue prev_kv = 2; }
-message DeleteRangeRequest { bytes key = 1; bytes range_end = 2; bool prev_kv = 3; }
-message DeleteRangeResponse { ResponseHeader header = 1; int64 deleted = 2; }
-message RequestOp { oneof request { RangeRequest request_range = 1; PutRequest request_put = 2; DeleteRangeRequest request_delete_range = 3; } }
-message ResponseOp { oneof response { RangeResponse response_range = 1; PutResponse response_put = 2; DeleteRangeResponse response_delete_range = 3; } }
-message Compare {
-  enum CompareResult { EQUAL = 0; GREATER = 1; LESS = 2; NOT_EQUAL = 3; }
-  enum CompareTarget { VERSION = 0; CREATE = 1; MOD = 2; VALUE = 3; LEASE = 4; }
-  CompareResult result = 1;
-  CompareTarget target = 2;
-  bytes key = 3;
-  oneof target_union { int64 version = 4; int64 create_revision = 5; int64 mod_revision = 6; bytes value = 7; int64 lease = 8; }
-  bytes range_end = 64;
-}
-message TxnRequest { repeated Compare compare = 1; repeated RequestOp success = 2; repeated RequestOp failure = 3; }
-message TxnResponse { ResponseHeader header = 1; bool succeeded = 2; repeated ResponseOp responses = 3; }
-message LeaseGrantRequest { int64 TTL = 1; int64 ID = 2; }
-message LeaseGrantResponse { ResponseHeader header = 1; int64 ID = 2; int64 TTL = 3; string error = 4; }
-message LeaseRevokeRequest { int64 ID = 1; }
-message LeaseRevokeResponse { ResponseHeader header = 1; }
-`;
-const V3LOCK_PROTO = `
-syntax = "proto3";
-package v3lockpb;
-service Lock {
-  rpc Lock(LockRequest) returns (LockResponse);
-  rpc Unlock(UnlockRequest) returns (UnlockResponse);
-}
-message LockRequest { bytes name = 1; int64 lease = 2; }
-message LockResponse { etcdserverpb.ResponseHeader header = 1; bytes key = 2; }
-message UnlockRequest { bytes key = 1; }
-message UnlockResponse { etcdserverpb.ResponseHeader header = 1; }
-`;
+// ------------------------------------------------------------------ etcd client (API subset: etcd-proto.ts)
 
 interface EtcdKv { key: Uint8Array; value: Uint8Array; modRevision: number; version: number }
 type Unary = (req: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => void;
@@ -218,10 +164,7 @@ class EtcdChannel {
 
   constructor(addr: string, n: number) {
     if (!EtcdChannel.ctors) {
-      useNumbersForLongs();
-      const root = protobuf.parse(ETCD_PROTO, { keepCase: false }).root;
-      protobuf.parse(V3LOCK_PROTO, root, { keepCase: false });
-      root.resolveAll();
+      const root = etcdRoot();
       EtcdChannel.ctors = {
         kv: grpc.makeGenericClientConstructor(serviceDefinition(root, 'etcdserverpb.KV'), 'KV'),
         lease: grpc.makeGenericClientConstructor(serviceDefinition(root, 'etcdserverpb.Lease'), 'Lease'),
