@@ -19,6 +19,7 @@ import { compact, rangeAt, SurvivorCache, type SurvivorPointer } from './mvcc.js
 import { LeaseTable } from './leases.js';
 import { contenders } from './locks.js';
 import { LatestRecordCache } from './latest-cache.js';
+import { LockQueueCache } from './lock-queues.js';
 import { PendingView, readLatest } from './pending-view.js';
 import { parseSnapshot, SnapshotWriter } from './snapshot-codec.js';
 
@@ -52,6 +53,8 @@ export interface StateMachineOptions {
   latestCacheBytes?: number;
   /** Node-local: keys whose compaction survivor is remembered (mvcc.ts SurvivorCache). Default 1_000_000. */
   survivorCacheKeys?: number;
+  /** Node-local: locks whose contender keys are kept in memory (lock-queues.ts). Default 10_000. */
+  lockQueueCacheLocks?: number;
 }
 
 export const DEFAULT_RETAIN_REVISIONS = 100_000;
@@ -119,6 +122,7 @@ export class KvStateMachine {
   private busy = false;
   /** Latest records of recent keys (latest-cache.ts); a node-local read cache. */
   private readonly latestCache: LatestRecordCache;
+  private readonly lockQueues: LockQueueCache;
   /** Each key's entry kept below the compacted revision (mvcc.ts SurvivorCache); node-local. */
   private readonly survivors: SurvivorCache;
   readonly retainRevisions: number;
@@ -138,6 +142,7 @@ export class KvStateMachine {
     this.dedupPolicy = dedup.policy;
     this.latestCache = new LatestRecordCache(opts.latestCacheBytes);
     this.survivors = new SurvivorCache(opts.survivorCacheKeys);
+    this.lockQueues = new LockQueueCache(opts.lockQueueCacheLocks);
     this.retainRevisions = opts.retainRevisions ?? DEFAULT_RETAIN_REVISIONS;
     this.compactEveryRevisions = opts.compactEveryRevisions ?? DEFAULT_COMPACT_EVERY_REVISIONS;
     if (!Number.isSafeInteger(this.retainRevisions) || this.retainRevisions < 0) throw new RangeError(`retainRevisions must be >= 0, got ${this.retainRevisions}`);
@@ -162,7 +167,7 @@ export class KvStateMachine {
 
   /** Contenders of lock/election `name` in queue order (the first holds it); see locks.ts. */
   async lockContenders(name: Uint8Array): Promise<KeyValue[]> {
-    const all = await contenders(new PendingView(this.db, this.latestCache), name);
+    const all = await contenders(new PendingView(this.db, this.latestCache, this.lockQueues), name);
     return all.map(({ key, record: r }) => ({ key, value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version, lease: this.leaseTable.leaseOfKey(key) }));
   }
 
@@ -233,7 +238,7 @@ export class KvStateMachine {
   }
 
   private async prepareLocked(entries: Entry[], opts: ApplyOptions, abort: () => void): Promise<PreparedApply> {
-    const view = new PendingView(this.db, this.latestCache);
+    const view = new PendingView(this.db, this.latestCache, this.lockQueues);
     const st: WorkingState = { ...this.meta, compactRevision: this.compactRev, survivorsFound: new Map() };
     const results: ApplyResult[] = [];
     this.dedup.begin();
@@ -261,7 +266,7 @@ export class KvStateMachine {
       settled = true;
     };
     const publish = (): void => {
-      view.publish(this.latestCache);
+      view.publish(this.latestCache, this.lockQueues);
       if (st.survivorsFound.size > 0) this.survivors.publish(st.survivorsFound);
       this.meta = meta;
       this.compactRev = st.compactRevision;
@@ -378,7 +383,7 @@ export class KvStateMachine {
   async range(req: RangeRequest): Promise<RangeResponse> {
     const rev = Number(req.revision ?? 0);
     if (rev === 0) {
-      const res = await doRange(new PendingView(this.db, this.latestCache), req);
+      const res = await doRange(new PendingView(this.db, this.latestCache, this.lockQueues), req);
       for (const kv of res.kvs) kv.lease = this.leaseTable.leaseOfKey(kv.key);
       return res;
     }
@@ -440,6 +445,7 @@ export class KvStateMachine {
         this.dedup = dedup;
         this.leaseTable.replaceWith(leases);
         this.latestCache.clear();
+        this.lockQueues.clear();
         this.survivors.clear();
       },
     };

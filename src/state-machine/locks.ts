@@ -13,12 +13,10 @@
 // A write guarded by a Fence {lock, token} applies only while `lock` is held with exactly
 // `token` (fenceHolds); a paused former holder's write is rejected as "stale fencing token".
 
-import { prefixEndOf } from '../wire/prefix.js';
 import type { KeyRecord, PendingView } from './pending-view.js';
 
 const enc = new TextEncoder();
 const SLASH = 0x2f;
-const HEX16 = /^[0-9a-f]{16}$/;
 
 /** `<name>/<lease as 16 lowercase hex digits>`. */
 export function contenderKey(name: Uint8Array, lease: number): Uint8Array {
@@ -38,11 +36,12 @@ function contenderPrefix(name: Uint8Array): Uint8Array {
 
 /** Every contender of `name` (keys `<name>/<16 hex>` only, so lock "a" ignores lock "a/b"), in queue order. */
 export async function contenders(view: PendingView, name: Uint8Array): Promise<KeyRecord[]> {
-  const prefix = contenderPrefix(name);
-  const all = await view.range(prefix, prefixEndOf(prefix));
-  return all
-    .filter((kr) => kr.key.length === prefix.length + 16 && HEX16.test(Buffer.from(kr.key.subarray(prefix.length)).toString('latin1')))
-    .sort((a, b) => a.record.createRevision - b.record.createRevision);
+  const out: KeyRecord[] = [];
+  for (const key of await view.contenderKeys(contenderPrefix(name))) {
+    const record = view.get(key);
+    if (record) out.push({ key, record });
+  }
+  return out.sort((a, b) => a.record.createRevision - b.record.createRevision);
 }
 
 /** The current holder (leader) of `name`, or undefined when nobody holds it. */

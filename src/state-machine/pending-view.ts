@@ -4,6 +4,8 @@
 
 import type { BatchOp, NodeDb } from '../storage/node-db.js';
 import type { LatestRecordCache } from './latest-cache.js';
+import { contenderPrefixOf, type LockQueueCache } from './lock-queues.js';
+import { prefixEndOf } from '../wire/prefix.js';
 import { decodeRecord, encodeEvent, encodeRecord, escapeKey, historyKey, indexKey, latestKey, latestKeyEnd, userKeyOf, type EventKind, type KvRecord } from './keys.js';
 
 /** Latin-1 maps bytes 1:1 to UTF-16 code units, so string order equals byte order. */
@@ -37,6 +39,7 @@ export class PendingView {
   constructor(
     private readonly db: NodeDb,
     private readonly cache?: LatestRecordCache,
+    private readonly locks?: LockQueueCache,
   ) {}
 
   get(userKey: Uint8Array): KvRecord | undefined {
@@ -46,9 +49,12 @@ export class PendingView {
     return readLatest(this.db, this.cache, userKey, mk);
   }
 
-  /** Copies this batch's latest records into `cache`; call once the batch is written. */
-  publish(cache: LatestRecordCache): void {
-    for (const [mk, o] of this.overlay) cache.set(mk, o.record && ownValue(o.record));
+  /** Copies this batch's latest records into `cache` (and `locks`); call once the batch is written. */
+  publish(cache: LatestRecordCache, locks?: LockQueueCache): void {
+    for (const [mk, o] of this.overlay) {
+      cache.set(mk, o.record && ownValue(o.record));
+      locks?.published(mk, o.record !== null);
+    }
   }
 
   put(userKey: Uint8Array, record: KvRecord): void {
@@ -89,6 +95,37 @@ export class PendingView {
   delRaw(key: Uint8Array): void {
     this.raw.set(mapKey(key), null);
     this.ops.push({ type: 'del', key });
+  }
+
+  /**
+   * The live contender keys `<prefix><16 lowercase hex>` of one lock (prefix = `<name>/`), in
+   * no particular order: the published queue from the lock-queue cache (read from LevelDB on a
+   * miss) with this batch's changes on top.
+   */
+  async contenderKeys(prefix: Uint8Array): Promise<Uint8Array[]> {
+    const pmk = mapKey(prefix);
+    const found = new Map<string, Uint8Array | null>();
+    const cached = this.locks?.get(pmk);
+    if (cached) {
+      for (const mk of cached) found.set(mk, null);
+    } else {
+      const token = this.locks?.fillToken() ?? 0;
+      const mks: string[] = [];
+      for await (const k of this.db.keys({ gte: latestKey(prefix), lt: latestKeyEnd(prefixEndOf(prefix)) })) {
+        const key = userKeyOf(k);
+        const mk = mapKey(key);
+        if (contenderPrefixOf(mk) !== pmk) continue;
+        mks.push(mk);
+        found.set(mk, key);
+      }
+      this.locks?.fill(pmk, mks, token);
+    }
+    for (const [mk, o] of this.overlay) {
+      if (!mk.startsWith(pmk) || contenderPrefixOf(mk) !== pmk) continue;
+      if (o.record) found.set(mk, o.key);
+      else found.delete(mk);
+    }
+    return [...found].map(([mk, key]) => key ?? Buffer.from(mk, 'latin1'));
   }
 
   /** Every live key in [start, end) (end empty = unbounded), in key order. */
