@@ -65,6 +65,10 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 const dec = new TextDecoder();
 
+function isHeldAcquire(r: ApplyResult): boolean {
+  return 'response' in r && r.kind === 'lock-acquire' && r.response.held === true;
+}
+
 /** Longest a Lock/Campaign call waits in one go (the SDK calls again to keep waiting). */
 const MAX_WAIT_MS = 10 * 60_000;
 
@@ -85,9 +89,14 @@ export class LockService {
     this.streams.clear();
   }
 
-  private async propose(cmd: Command, call: Call): Promise<ApplyResult> {
+  /**
+   * Proposes `cmd`. `early` (see NodeHost.propose) only where the caller reads nothing of this
+   * node's state afterwards: lease calls stay late (the LeaseKeeper and a following keepalive
+   * read the applied lease table).
+   */
+  private async propose(cmd: Command, call: Call, early: boolean | ((r: ApplyResult) => boolean) = false): Promise<ApplyResult> {
     if (!this.host.isLeader()) throw unavailableNotApplied('not the leader: send writes to the leader', this.host.leaderHint());
-    const r = await this.host.propose(encodeCommand(cmd), timeoutMsOf(call, this.host.cfg.defaultRequestTimeoutMs));
+    const r = await this.host.propose(encodeCommand(cmd), timeoutMsOf(call, this.host.cfg.defaultRequestTimeoutMs), { early });
     if ('kind' in r && r.kind === 'invalid') throw invalidArgument(r.error);
     if ('kind' in r && r.kind === 'rejected') {
       if (r.reason === 'lease-not-found') throw notFound(r.error);
@@ -174,7 +183,9 @@ export class LockService {
     if (!name || name.length === 0) throw invalidArgument('lock name must not be empty');
     if (name.length > this.host.cfg.limits.maxKeyBytes - 17) throw new KvError(grpc.status.RESOURCE_EXHAUSTED, `lock name of ${name.length} bytes is too long`);
     const lease = leaseIdOf(leaseRaw, 'lease');
-    const r = await this.propose({ lockAcquire: { name, lease, value: value ?? new Uint8Array(0) } }, call);
+    // Held at once: answered early (nothing is read after). Queued: the waiting below reads
+    // this node's applied queue, which must already hold our key.
+    const r = await this.propose({ lockAcquire: { name, lease, value: value ?? new Uint8Array(0) } }, call, isHeldAcquire);
     const res = (r as { response: LockAcquireResponse }).response;
     const key = res.key;
     const token = Number(res.token);
@@ -204,7 +215,7 @@ export class LockService {
       }),
       Unlock: unary<UnlockRequest, unknown>(async (req, call) => {
         if (!req.key || req.key.length === 0) throw invalidArgument('lock key must not be empty');
-        const r = await this.propose({ delete: { key: req.key } }, call);
+        const r = await this.propose({ delete: { key: req.key } }, call, true);
         return { header: 'response' in r ? r.response.header : null };
       }),
     };
@@ -232,7 +243,7 @@ export class LockService {
         const l = this.checkLeaderKey(req.leader);
         const cmd: Command = { put: { key: l.key, value: req.value ?? new Uint8Array(0), lease: Number(l.lease ?? 0), fence: { lock: l.name, token: Number(l.rev) } } };
         try {
-          const r = await this.propose(cmd, call);
+          const r = await this.propose(cmd, call, true);
           return { header: 'response' in r ? r.response.header : null };
         } catch (e) {
           if (e instanceof KvError && e.code === grpc.status.FAILED_PRECONDITION) throw failedPrecondition(`not the leader of "${dec.decode(l.name)}" any more: ${e.message}`);
@@ -250,6 +261,7 @@ export class LockService {
             },
           },
           call,
+          true,
         );
         return { header: 'response' in r ? r.response.header : null };
       }),

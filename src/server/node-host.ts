@@ -45,8 +45,8 @@ interface ProposalWaiter {
   resolve: (r: ApplyResult) => void;
   reject: (e: KvError) => void;
   timer: NodeJS.Timeout;
-  /** Answer as soon as the result is known, before the apply batch is written (see propose). */
-  early: boolean;
+  /** Answer as soon as the result is known, before the apply batch is written (see propose); a function decides by the result. */
+  early: boolean | ((r: ApplyResult) => boolean);
 }
 
 interface ReadWaiter {
@@ -215,10 +215,10 @@ export class NodeHost {
    * With `early`, it resolves as soon as the result is computed, before the apply batch is
    * written and published: the entry is committed (durable on a quorum, replayed after a
    * crash) and every read barrier waits for the applied index, so a client cannot observe
-   * the difference; only callers that read this node's state right after the write (locks)
-   * must not ask for it.
+   * the difference; only callers that read this node's state right after the write (a lock
+   * waiter) must not ask for it. A function asks for it only for the results it returns true for.
    */
-  propose(data: Uint8Array, timeoutMs: number, opts: { early?: boolean } = {}): Promise<ApplyResult> {
+  propose(data: Uint8Array, timeoutMs: number, opts: { early?: boolean | ((r: ApplyResult) => boolean) } = {}): Promise<ApplyResult> {
     this.checkAlive();
     if (this.proposals.size + this.proposalQueue.length >= this.cfg.limits.maxPendingProposals) {
       return Promise.reject(resourceExhausted(`too many pending proposals (maxPendingProposals=${this.cfg.limits.maxPendingProposals})`, true));
@@ -554,7 +554,7 @@ export class NodeHost {
   /** Answers the waiter of `e`, if any, when its `early` is `early`; returns how many it answered (0 or 1). */
   private resolveProposal(e: Entry, r: ApplyResult, early: boolean): number {
     const w = this.proposals.get(e.index);
-    if (!w || w.early !== early) return 0;
+    if (!w || (typeof w.early === 'function' ? w.early(r) : w.early) !== early) return 0;
     this.proposals.delete(e.index);
     clearTimeout(w.timer);
     // Another leader's entry at our index means our proposal was overwritten: never committed.
