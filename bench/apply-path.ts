@@ -4,7 +4,9 @@
 // Single process, so the figures are steadier than the cluster benchmark's; use it to compare
 // changes to storage and apply code.
 //
-//   npm run bench:apply -- [--entries N] [--batch K] [--keys N] [--value-bytes N] [--idempotency] [--retain-revisions N]
+//   npm run bench:apply -- [--op put|add] [--entries N] [--batch K] [--keys N] [--value-bytes N] [--idempotency] [--retain-revisions N]
+//
+// --op add applies bounded counter adds (+1 with a max) instead of puts: the hot-counter path.
 //
 // Prints entries/s and CPU us per entry (process CPU: main thread plus LevelDB's threads).
 
@@ -18,6 +20,7 @@ import { LevelRaftStorage, openNodeDb } from '../src/storage/index.js';
 import { encodeCommand } from '../src/wire/kv-proto.js';
 
 interface Options {
+  op: 'put' | 'add';
   entries: number;
   batch: number;
   keys: number;
@@ -33,6 +36,10 @@ function parse(): Options {
     return n;
   };
   const p = new Command('bench:apply')
+    .option('--op <op>', 'put | add (counter add +1 with a max bound)', (v: string) => {
+      if (v !== 'put' && v !== 'add') throw new Error(`--op is put or add, got "${v}"`);
+      return v;
+    }, 'put')
     .option('--entries <n>', 'entries to persist and apply', int, 100_000)
     .option('--batch <k>', 'entries per Ready (one log batch + one apply batch)', int, 64)
     .option('--keys <n>', 'distinct keys written at random', int, 10_000)
@@ -61,7 +68,8 @@ async function main(): Promise<void> {
       Array.from({ length: n }, (_, i) => {
         const key = enc.encode(`key-${String(rnd(o.keys)).padStart(6, '0')}`);
         const idempotencyKey = o.idempotency ? { clientId: `client-${(first + i) % 4}`, seq: first + i } : null;
-        return { index: first + i, term: 1, type: EntryType.Normal, data: encodeCommand({ put: { key, value, idempotencyKey } }) };
+        const cmd = o.op === 'add' ? { counter: { key, delta: 1, max: Number.MAX_SAFE_INTEGER, idempotencyKey } } : { put: { key, value, idempotencyKey } };
+        return { index: first + i, term: 1, type: EntryType.Normal, data: encodeCommand(cmd) };
       });
     // Warm up the JIT on a tenth of the run, then measure.
     const warm = Math.max(o.batch, Math.floor(o.entries / 10));
@@ -82,7 +90,7 @@ async function main(): Promise<void> {
     const wallMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
     const cpuUs = cpu.user + cpu.system;
-    console.log(`entries ${o.entries}, batch ${o.batch}, keys ${o.keys}, value ${o.valueBytes} B, idempotency ${o.idempotency ? 'yes' : 'no'}, retain ${sm.retainRevisions} revisions`);
+    console.log(`op ${o.op}, entries ${o.entries}, batch ${o.batch}, keys ${o.keys}, value ${o.valueBytes} B, idempotency ${o.idempotency ? 'yes' : 'no'}, retain ${sm.retainRevisions} revisions`);
     console.log(`entries/s ${Math.round(o.entries / (wallMs / 1000))}   CPU us/entry ${(cpuUs / o.entries).toFixed(1)} (user ${(cpu.user / o.entries).toFixed(1)}, system ${(cpu.system / o.entries).toFixed(1)})   wall us/entry ${((wallMs * 1000) / o.entries).toFixed(1)}`);
     await db.close();
   } finally {

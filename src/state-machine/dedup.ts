@@ -30,7 +30,7 @@
 // Memory: the client records (ids + a few numbers + the window's seqs) are held in memory and
 // in LevelDB (`s d`); the stored results only in LevelDB (`s e`). Both are part of snapshots.
 
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type protobuf from 'protobufjs';
 import { kvType, type IdempotencyKey } from '../wire/kv-proto.js';
 import { CorruptRecordError, readU64, writeU64 } from '../storage/codec-bytes.js';
@@ -91,7 +91,9 @@ const HASH_BYTES = 16;
 
 /** Fingerprint of the request under a key (the whole encoded command). */
 export function requestHash(data: Uint8Array): Uint8Array {
-  return createHash('sha256').update(data).digest().subarray(0, HASH_BYTES);
+  // One-shot crypto.hash (Node >= 20.12) skips the Hash object; same digest either way.
+  const digest = typeof crypto.hash === 'function' ? crypto.hash('sha256', data, 'buffer') : crypto.createHash('sha256').update(data).digest();
+  return digest.subarray(0, HASH_BYTES);
 }
 
 // ---------------------------------------------------------------- encodings
@@ -322,7 +324,7 @@ export function idempotencyKeyProblem(ik: IdempotencyKey | null | undefined): st
   const id = ik.clientId ?? '';
   const seq = Number(ik.seq ?? 0);
   if (id.length === 0) return 'idempotency key needs a non-empty client_id';
-  if (enc.encode(id).length > MAX_CLIENT_ID_BYTES) return `idempotency key client_id is over ${MAX_CLIENT_ID_BYTES} bytes`;
+  if (Buffer.byteLength(id, 'utf8') > MAX_CLIENT_ID_BYTES) return `idempotency key client_id is over ${MAX_CLIENT_ID_BYTES} bytes`;
   if (!Number.isSafeInteger(seq) || seq < 1) return `idempotency key seq must be a positive integer, got ${String(ik.seq)}`;
   return undefined;
 }
