@@ -119,6 +119,21 @@ describe('leases, locks and elections', () => {
     }
   }, 30_000);
 
+  it('a queued waiter is woken by the release ahead of it, not by the 1 s re-check', async () => {
+    // The server re-checks a waiter at least every 1000 ms anyway; each handoff below waits
+    // 300 ms before releasing, so a waiter that missed its wake-up would take ~700 ms.
+    let holder = await client.lock('wake', { ttlSeconds: 10 });
+    for (let i = 0; i < 3; i++) {
+      const next = client.lock('wake', { ttlSeconds: 10 });
+      await sleep(300);
+      const released = Date.now();
+      await holder.release();
+      holder = await next;
+      expect(Date.now() - released, `handoff ${i}`).toBeLessThan(400);
+    }
+    await holder.release();
+  }, 30_000);
+
   it('fencing: a paused former holder\'s guarded write is rejected after its lease expired and another acquired', async () => {
     // Holder A on a 1 s lease it does NOT keep alive (= paused).
     const leaseA = await client.lease.grant(1);

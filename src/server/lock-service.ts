@@ -76,6 +76,8 @@ export class LockService {
   private closed = false;
   /** Open streams, ended with UNAVAILABLE on close (so the gRPC server can shut down). */
   private readonly streams = new Set<() => void>();
+  /** Waiting Lock/Campaign calls, woken on close (they then fail with UNAVAILABLE). */
+  private readonly waits = new Set<() => void>();
 
   constructor(
     private readonly host: NodeHost,
@@ -87,6 +89,7 @@ export class LockService {
     this.closed = true;
     for (const end of [...this.streams]) end();
     this.streams.clear();
+    for (const wake of [...this.waits]) wake();
   }
 
   /**
@@ -203,8 +206,30 @@ export class LockService {
       if (cs[0] === mine) return { ...out, revision: this.host.sm.revision() };
       const left = deadline - Date.now();
       if (left <= 0) throw deadlineExceeded(`lock "${dec.decode(name)}" still held by another; still queued (call again with lease ${lease} to keep waiting)`);
-      await this.host.waitUntil(() => this.host.sm.revision() !== rev, Math.min(left, 1000));
+      // The queue only ever changes for us when the key just ahead of ours, or ours, goes:
+      // later contenders join behind us (a new key gets a new, higher create revision).
+      await this.waitForDeletion(cs[cs.indexOf(mine) - 1]!.key, key, rev, Math.min(left, 1000));
     }
+  }
+
+  /**
+   * Resolves when `ahead` or `own` is deleted, after `timeoutMs`, or at once if anything was
+   * applied since `revision` (a deletion may have slipped in before the listeners existed).
+   */
+  private waitForDeletion(ahead: Uint8Array, own: Uint8Array, revision: number, timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const cancels: Array<() => void> = [];
+      const timer = setTimeout(() => done(), timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        for (const c of cancels) c();
+        this.waits.delete(done);
+        resolve();
+      };
+      this.waits.add(done);
+      cancels.push(this.host.sm.onKeyDeleted(ahead, done), this.host.sm.onKeyDeleted(own, done));
+      if (this.closed || this.host.sm.revision() !== revision) done();
+    });
   }
 
   lockHandlers(): grpc.UntypedServiceImplementation {
@@ -215,7 +240,10 @@ export class LockService {
       }),
       Unlock: unary<UnlockRequest, unknown>(async (req, call) => {
         if (!req.key || req.key.length === 0) throw invalidArgument('lock key must not be empty');
-        const r = await this.propose({ delete: { key: req.key } }, call, true);
+        // Not early: measured, an early Unlock lets the releaser's next Lock race the handoff
+        // into the same Ready (C=16 on one lock: 360 pairs/s early vs 446 late), and it gains
+        // nothing at C=1.
+        const r = await this.propose({ delete: { key: req.key } }, call);
         return { header: 'response' in r ? r.response.header : null };
       }),
     };
@@ -261,7 +289,6 @@ export class LockService {
             },
           },
           call,
-          true,
         );
         return { header: 'response' in r ? r.response.header : null };
       }),

@@ -20,7 +20,7 @@ import { LeaseTable } from './leases.js';
 import { contenders } from './locks.js';
 import { LatestRecordCache } from './latest-cache.js';
 import { LockQueueCache } from './lock-queues.js';
-import { PendingView, readLatest } from './pending-view.js';
+import { mapKey, PendingView, readLatest } from './pending-view.js';
 import { parseSnapshot, SnapshotWriter } from './snapshot-codec.js';
 
 /** What applying one entry produced, for the client waiting on it (if any). */
@@ -123,6 +123,8 @@ export class KvStateMachine {
   /** Latest records of recent keys (latest-cache.ts); a node-local read cache. */
   private readonly latestCache: LatestRecordCache;
   private readonly lockQueues: LockQueueCache;
+  /** Key (latin-1) -> callbacks waiting for its deletion (onKeyDeleted). */
+  private readonly deleteListeners = new Map<string, Set<() => void>>();
   /** Each key's entry kept below the compacted revision (mvcc.ts SurvivorCache); node-local. */
   private readonly survivors: SurvivorCache;
   readonly retainRevisions: number;
@@ -169,6 +171,30 @@ export class KvStateMachine {
   async lockContenders(name: Uint8Array): Promise<KeyValue[]> {
     const all = await contenders(new PendingView(this.db, this.latestCache, this.lockQueues), name);
     return all.map(({ key, record: r }) => ({ key, value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version, lease: this.leaseTable.leaseOfKey(key) }));
+  }
+
+  /**
+   * Calls `fn` once when `key`'s deletion is published (as a later read would see it), or when
+   * a snapshot replaces the whole state; returns a function that cancels. Lock waiters use it
+   * to wake only when the contender ahead of them (or their own key) goes, not on every write.
+   */
+  onKeyDeleted(key: Uint8Array, fn: () => void): () => void {
+    const mk = mapKey(key);
+    let set = this.deleteListeners.get(mk);
+    if (!set) this.deleteListeners.set(mk, (set = new Set()));
+    set.add(fn);
+    return () => {
+      const s = this.deleteListeners.get(mk);
+      if (!s?.delete(fn)) return;
+      if (s.size === 0) this.deleteListeners.delete(mk);
+    };
+  }
+
+  private fireDeleted(mk: string): void {
+    const set = this.deleteListeners.get(mk);
+    if (!set) return;
+    this.deleteListeners.delete(mk);
+    for (const fn of set) fn();
   }
 
   /** Changes with revision in [from, to] for watches (see history-reader.ts); from must be above the compacted revision. */
@@ -266,13 +292,14 @@ export class KvStateMachine {
       settled = true;
     };
     const publish = (): void => {
-      view.publish(this.latestCache, this.lockQueues);
+      const deleted = view.publish(this.latestCache, this.lockQueues);
       if (st.survivorsFound.size > 0) this.survivors.publish(st.survivorsFound);
       this.meta = meta;
       this.compactRev = st.compactRevision;
       this.dedup.commit();
       this.leaseTable.commit();
       this.busy = false;
+      if (this.deleteListeners.size > 0) for (const mk of deleted) this.fireDeleted(mk);
     };
     return {
       results,
@@ -447,6 +474,7 @@ export class KvStateMachine {
         this.latestCache.clear();
         this.lockQueues.clear();
         this.survivors.clear();
+        for (const mk of [...this.deleteListeners.keys()]) this.fireDeleted(mk);
       },
     };
   }

@@ -135,6 +135,28 @@ describe('KvStateMachine with the lock-queue cache', () => {
     }
   });
 
+  it('tells a deletion listener once the deletion is published, once, and never after cancel', async () => {
+    const sm = await fresh();
+    const e = (index: number, c: Command): Entry => ({ index, term: 1, type: EntryType.Normal, data: encodeCommand(c) });
+    await sm.applyEntries([e(1, { put: { key: b('k'), value: b('1') } }), e(2, { put: { key: b('other'), value: b('1') } })]);
+    const seen: string[] = [];
+    sm.onKeyDeleted(b('k'), () => seen.push(`k gone at revision ${sm.revision()}`));
+    const cancel = sm.onKeyDeleted(b('other'), () => seen.push('other'));
+    cancel();
+    await sm.applyEntries([e(3, { put: { key: b('k'), value: b('2') } })]); // a put is no deletion
+    expect(seen).toEqual([]);
+    const p = await sm.prepareApply([e(4, { delete: { key: b('k') } }), e(5, { delete: { key: b('other') } })]);
+    expect(seen).toEqual([]); // computed, not yet published
+    await p.write();
+    expect(seen).toEqual(['k gone at revision 5']);
+    await sm.applyEntries([e(6, { put: { key: b('k'), value: b('3') } }), e(7, { delete: { key: b('k') } })]);
+    expect(seen).toHaveLength(1); // once
+    const source = await fresh();
+    sm.onKeyDeleted(b('never-deleted'), () => seen.push('restore'));
+    await sm.restoreSnapshot((await source.createSnapshot()).data);
+    expect(seen).toEqual(['k gone at revision 5', 'restore']); // a snapshot may have removed anything
+  });
+
   it('forgets cached queues when a snapshot replaces the state', async () => {
     const source = await fresh();
     await source.applyEntries([{ index: 1, term: 1, type: EntryType.Normal, data: encodeCommand({ put: { key: b(`q/${hex(9)}`), value: b('') } }) }]);

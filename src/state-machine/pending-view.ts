@@ -49,12 +49,18 @@ export class PendingView {
     return readLatest(this.db, this.cache, userKey, mk);
   }
 
-  /** Copies this batch's latest records into `cache` (and `locks`); call once the batch is written. */
-  publish(cache: LatestRecordCache, locks?: LockQueueCache): void {
+  /**
+   * Copies this batch's latest records into `cache` (and `locks`); call once the batch is
+   * written. Returns the keys (latin-1) this batch deleted.
+   */
+  publish(cache: LatestRecordCache, locks?: LockQueueCache): string[] {
+    const deleted: string[] = [];
     for (const [mk, o] of this.overlay) {
       cache.set(mk, o.record && ownValue(o.record));
       locks?.published(mk, o.record !== null);
+      if (o.record === null) deleted.push(mk);
     }
+    return deleted;
   }
 
   put(userKey: Uint8Array, record: KvRecord): void {
