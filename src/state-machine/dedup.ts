@@ -33,7 +33,7 @@
 import * as crypto from 'node:crypto';
 import type protobuf from 'protobufjs';
 import { kvType, type IdempotencyKey } from '../wire/kv-proto.js';
-import { CorruptRecordError, readU64, writeU64 } from '../storage/codec-bytes.js';
+import { CorruptRecordError, readU32, readU64, scratchBytes, writeU32, writeU64 } from '../storage/codec-bytes.js';
 import type { NodeDb } from '../storage/node-db.js';
 import type { CommandResponse } from './execute.js';
 import { DEDUP_CLIENT_KEY_END, DEDUP_CLIENT_KEY_MIN, dedupClientKey, dedupResultKey } from './keys.js';
@@ -99,18 +99,18 @@ export function requestHash(data: Uint8Array): Uint8Array {
 // ---------------------------------------------------------------- encodings
 
 function encodeClient(c: ClientState): Uint8Array {
-  const out = new Uint8Array(28 + 8 * c.seqs.length);
+  const out = scratchBytes(28 + 8 * c.seqs.length);
   writeU64(out, 0, c.floor);
   writeU64(out, 8, c.highest);
   writeU64(out, 16, c.lastUsed);
-  new DataView(out.buffer).setUint32(24, c.seqs.length);
+  writeU32(out, 24, c.seqs.length);
   c.seqs.forEach((s, i) => writeU64(out, 28 + 8 * i, s));
   return out;
 }
 
 function decodeClient(b: Uint8Array): ClientState {
   if (b.length < 28) throw new CorruptRecordError(`dedup client record of ${b.length} bytes`);
-  const n = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(24);
+  const n = readU32(b, 24);
   if (b.length !== 28 + 8 * n) throw new CorruptRecordError(`dedup client record of ${b.length} bytes for ${n} seqs`);
   const seqs: number[] = [];
   for (let i = 0; i < n; i++) seqs.push(readU64(b, 28 + 8 * i));
@@ -143,7 +143,7 @@ function encodeResult(hash: Uint8Array, r: StoredResult): Uint8Array {
   if (r.kind === 'invalid') payload = enc.encode(r.error);
   else if (r.kind === 'rejected') payload = enc.encode(JSON.stringify({ reason: r.reason, error: r.error }));
   else payload = typeOf(RESPONSE_TYPES[r.kind]).encode(r.response as protobuf.Message).finish();
-  const out = new Uint8Array(HASH_BYTES + 1 + payload.length);
+  const out = scratchBytes(HASH_BYTES + 1 + payload.length);
   out.set(hash, 0);
   out[HASH_BYTES] = TAGS.indexOf(r.kind);
   out.set(payload, HASH_BYTES + 1);

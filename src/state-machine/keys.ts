@@ -16,7 +16,7 @@
 // interleave with another's. MVCC compaction (mvcc.ts) deletes the index entries and history
 // events that no read at or above the compacted revision can see.
 
-import { CorruptRecordError, readU64, seal, unseal, writeU64 } from '../storage/codec-bytes.js';
+import { CorruptRecordError, readU32, readU64, scratchBytes, seal, unseal, writeU32, writeU64 } from '../storage/codec-bytes.js';
 import { PREFIX_STATE_MACHINE } from '../storage/node-db.js';
 
 export const META_KEY = Uint8Array.of(PREFIX_STATE_MACHINE, 0x6d);
@@ -61,8 +61,9 @@ export function decodeMeta(record: Uint8Array): Meta {
   return { appliedIndex: readU64(p, 0), appliedTerm: readU64(p, 8), revision: readU64(p, 16) };
 }
 
+// Keys below are handed to LevelDB and dropped (scratchBytes: never keep one).
 export function latestKey(userKey: Uint8Array): Uint8Array {
-  const k = new Uint8Array(2 + userKey.length);
+  const k = scratchBytes(2 + userKey.length);
   k[0] = PREFIX_STATE_MACHINE;
   k[1] = LATEST_TAG;
   k.set(userKey, 2);
@@ -88,7 +89,7 @@ export interface KvRecord {
 const RECORD_HEADER_BYTES = 24;
 
 export function encodeRecord(r: KvRecord): Uint8Array {
-  const out = new Uint8Array(RECORD_HEADER_BYTES + r.value.length);
+  const out = scratchBytes(RECORD_HEADER_BYTES + r.value.length);
   writeU64(out, 0, r.createRevision);
   writeU64(out, 8, r.modRevision);
   writeU64(out, 16, r.version);
@@ -107,21 +108,21 @@ export enum EventKind {
 }
 
 export function historyKey(revision: number, sub: number): Uint8Array {
-  const k = new Uint8Array(14);
+  const k = scratchBytes(14);
   k[0] = PREFIX_STATE_MACHINE;
   k[1] = HISTORY_TAG;
   writeU64(k, 2, revision);
-  new DataView(k.buffer).setUint32(10, sub);
+  writeU32(k, 10, sub);
   return k;
 }
 
 export function encodeEvent(kind: EventKind, key: Uint8Array, r: KvRecord | undefined): Uint8Array {
   const value = r?.value ?? new Uint8Array(0);
-  const out = new Uint8Array(1 + 16 + 4 + key.length + value.length);
+  const out = scratchBytes(1 + 16 + 4 + key.length + value.length);
   out[0] = kind;
   writeU64(out, 1, r?.createRevision ?? 0);
   writeU64(out, 9, r?.version ?? 0);
-  new DataView(out.buffer).setUint32(17, key.length);
+  writeU32(out, 17, key.length);
   out.set(key, 21);
   out.set(value, 21 + key.length);
   return out;
@@ -137,14 +138,14 @@ export interface HistoryEvent {
 
 export function decodeEvent(b: Uint8Array): HistoryEvent {
   if (b.length < 21) throw new CorruptRecordError(`history event of ${b.length} bytes`);
-  const keyLen = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(17);
+  const keyLen = readU32(b, 17);
   if (21 + keyLen > b.length) throw new CorruptRecordError(`history event key of ${keyLen} bytes in ${b.length}`);
   return { kind: b[0] as EventKind, createRevision: readU64(b, 1), version: readU64(b, 9), key: b.slice(21, 21 + keyLen), value: b.slice(21 + keyLen) };
 }
 
 /** Revision and sub of a history key. */
 export function historyKeyParts(k: Uint8Array): { revision: number; sub: number } {
-  return { revision: readU64(k, 2), sub: new DataView(k.buffer, k.byteOffset, k.byteLength).getUint32(10) };
+  return { revision: readU64(k, 2), sub: readU32(k, 10) };
 }
 
 /**
@@ -184,13 +185,13 @@ export function unescapeKey(esc: Uint8Array): Uint8Array {
 
 /** `s r <esc> ` + optional revision/sub. With only `esc`, the first index key of that key. */
 export function indexKey(esc: Uint8Array, revision?: number, sub?: number): Uint8Array {
-  const k = new Uint8Array(2 + esc.length + (revision === undefined ? 0 : 12));
+  const k = scratchBytes(2 + esc.length + (revision === undefined ? 0 : 12));
   k[0] = PREFIX_STATE_MACHINE;
   k[1] = INDEX_TAG;
   k.set(esc, 2);
   if (revision !== undefined) {
     writeU64(k, 2 + esc.length, revision);
-    new DataView(k.buffer).setUint32(10 + esc.length, sub ?? 0);
+    writeU32(k, 10 + esc.length, sub ?? 0);
   }
   return k;
 }
@@ -199,7 +200,7 @@ export function indexKey(esc: Uint8Array, revision?: number, sub?: number): Uint
 export function indexKeyParts(k: Uint8Array): { esc: Uint8Array; revision: number; sub: number } {
   const n = k.length;
   if (n < 2 + 2 + 12) throw new CorruptRecordError(`index key of ${n} bytes`);
-  return { esc: k.subarray(2, n - 12), revision: readU64(k, n - 12), sub: new DataView(k.buffer, k.byteOffset, k.byteLength).getUint32(n - 4) };
+  return { esc: k.subarray(2, n - 12), revision: readU64(k, n - 12), sub: readU32(k, n - 4) };
 }
 
 export function dedupClientKey(clientId: Uint8Array): Uint8Array {

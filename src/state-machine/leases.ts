@@ -11,7 +11,7 @@
 // "was this key attached?" without a disk read, and a revoke knows its keys even when they
 // were attached earlier in the same apply batch.
 
-import { readU64 } from '../storage/codec-bytes.js';
+import { latin1Of, readU64 } from '../storage/codec-bytes.js';
 import { PREFIX_STATE_MACHINE, type NodeDb } from '../storage/node-db.js';
 import { MAX_LEASE_TTL_SECONDS, type LeaseGrantRequest, type LeaseGrantResponse, type LeaseRevokeResponse } from '../wire/kv-proto.js';
 import { EventKind, encodeU64 } from './keys.js';
@@ -47,7 +47,7 @@ export function attachKey(userKey: Uint8Array): Uint8Array {
 
 /** Latin-1: one char per byte, so string order is byte order. */
 function mk(userKey: Uint8Array): string {
-  return Buffer.from(userKey.buffer, userKey.byteOffset, userKey.byteLength).toString('latin1');
+  return latin1Of(userKey);
 }
 function unmk(s: string): Uint8Array {
   return new Uint8Array(Buffer.from(s, 'latin1'));

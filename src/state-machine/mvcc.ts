@@ -9,7 +9,7 @@
 // compacted revision can have anything new to remove.
 
 import type { KeyValue, RangeRequest, RangeResponse } from '../wire/kv-proto.js';
-import { compareBytes } from '../storage/codec-bytes.js';
+import { compareBytes, latin1Of } from '../storage/codec-bytes.js';
 import type { NodeDb } from '../storage/node-db.js';
 import { CompactedError } from './errors.js';
 import {
@@ -36,9 +36,7 @@ export interface SurvivorPointer {
 }
 type Pointer = SurvivorPointer;
 
-function latin1(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
-}
+const latin1 = latin1Of;
 
 /** The key-value a history event shows at its revision (throws CompactedError if it is gone). */
 function kvAt(db: NodeDb, p: Pointer, readRevision: number, compactRevision: () => number, keysOnly: boolean | undefined): KeyValue {
@@ -222,8 +220,8 @@ export async function compact(
     for (const e of unique) {
       if (e.revision >= to) continue;
       if (e === latest && e.kind === EventKind.Put) continue;
-      view.delRaw(indexKey(esc, e.revision, e.sub));
-      view.delRaw(historyKey(e.revision, e.sub));
+      view.delUnread(indexKey(esc, e.revision, e.sub));
+      view.delUnread(historyKey(e.revision, e.sub));
       removed++;
     }
     found.set(id, latest.revision < to && latest.kind === EventKind.Put ? { esc, revision: latest.revision, sub: latest.sub } : null);

@@ -6,12 +6,16 @@ import type { BatchOp, NodeDb } from '../storage/node-db.js';
 import type { LatestRecordCache } from './latest-cache.js';
 import { contenderPrefixOf, type LockQueueCache } from './lock-queues.js';
 import { prefixEndOf } from '../wire/prefix.js';
+import { latin1Of } from '../storage/codec-bytes.js';
 import { decodeRecord, encodeEvent, encodeRecord, escapeKey, historyKey, indexKey, latestKey, latestKeyEnd, userKeyOf, type EventKind, type KvRecord } from './keys.js';
 
 /** Latin-1 maps bytes 1:1 to UTF-16 code units, so string order equals byte order. */
 export function mapKey(userKey: Uint8Array): string {
-  return Buffer.from(userKey.buffer, userKey.byteOffset, userKey.byteLength).toString('latin1');
+  return latin1Of(userKey);
 }
+
+/** An index entry's value is its event kind; LevelDB copies it, so one constant per kind serves. */
+const INDEX_VALUES: Record<EventKind, Uint8Array> = { 0: Uint8Array.of(0), 1: Uint8Array.of(1) };
 
 export interface KeyRecord {
   key: Uint8Array;
@@ -82,7 +86,7 @@ export class PendingView {
   recordEvent(revision: number, sub: number, kind: EventKind, userKey: Uint8Array, record: KvRecord | undefined): void {
     const esc = escapeKey(userKey);
     this.ops.push({ type: 'put', key: historyKey(revision, sub), value: encodeEvent(kind, userKey, record) });
-    this.ops.push({ type: 'put', key: indexKey(esc, revision, sub), value: Uint8Array.of(kind) });
+    this.ops.push({ type: 'put', key: indexKey(esc, revision, sub), value: INDEX_VALUES[kind] });
     this.events.push({ revision, sub, kind, esc });
   }
 
@@ -96,6 +100,11 @@ export class PendingView {
   putRaw(key: Uint8Array, value: Uint8Array): void {
     this.raw.set(mapKey(key), value);
     this.ops.push({ type: 'put', key, value });
+  }
+
+  /** A raw delete that nothing in this batch reads back (compaction's history and index entries). */
+  delUnread(key: Uint8Array): void {
+    this.ops.push({ type: 'del', key });
   }
 
   delRaw(key: Uint8Array): void {

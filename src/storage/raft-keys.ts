@@ -5,7 +5,7 @@
 //   r e <u64>    log entry         sealed [index u64][term u64][type u8][data]
 
 import type { ConfState, Entry, EntryType, HardState, SnapshotMetadata } from '../raft/index.js';
-import { CorruptRecordError, readU64, seal, unseal, writeU64 } from './codec-bytes.js';
+import { CorruptRecordError, readU64, scratchBytes, seal, sealInPlace, unseal, writeU64 } from './codec-bytes.js';
 import { PREFIX_RAFT } from './node-db.js';
 
 export const HARD_STATE_KEY = Uint8Array.of(PREFIX_RAFT, 0x68);
@@ -14,7 +14,7 @@ export const LOG_START_KEY = Uint8Array.of(PREFIX_RAFT, 0x64);
 const ENTRY_TAG = 0x65;
 
 export function entryKey(index: number): Uint8Array {
-  const k = new Uint8Array(10);
+  const k = scratchBytes(10);
   k[0] = PREFIX_RAFT;
   k[1] = ENTRY_TAG;
   writeU64(k, 2, index);
@@ -33,12 +33,12 @@ export function indexOfEntryKey(k: Uint8Array): number {
 const ENTRY_HEADER_BYTES = 17;
 
 export function encodeEntry(e: Entry): Uint8Array {
-  const p = new Uint8Array(ENTRY_HEADER_BYTES + e.data.length);
-  writeU64(p, 0, e.index);
-  writeU64(p, 8, e.term);
-  p[16] = e.type;
-  p.set(e.data, ENTRY_HEADER_BYTES);
-  return seal(p);
+  return sealInPlace(ENTRY_HEADER_BYTES + e.data.length, (p, at) => {
+    writeU64(p, at, e.index);
+    writeU64(p, at + 8, e.term);
+    p[at + 16] = e.type;
+    p.set(e.data, at + ENTRY_HEADER_BYTES);
+  });
 }
 
 export function decodeEntry(record: Uint8Array, expectIndex: number): Entry {
