@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeCommand, type Command } from '../wire/kv-proto.js';
 import { EntryType, type Entry } from '../raft/index.js';
 import { openNodeDb, type NodeDb } from '../storage/index.js';
-import { makeTempDir } from '../storage/test-helpers.js';
+import { makeTempDir, seededRandom } from '../storage/test-helpers.js';
 import { KvStateMachine, type ApplyResult } from './index.js';
 import { contenderPrefixOf, LockQueueCache } from './lock-queues.js';
 
@@ -69,16 +69,6 @@ describe('KvStateMachine with the lock-queue cache', () => {
     dbs.push(db);
     return KvStateMachine.open(db, { lockQueueCacheLocks });
   }
-  function rng(seed: number): () => number {
-    let s = seed >>> 0;
-    return () => {
-      s = (s + 0x6d2b79f5) >>> 0;
-      let t = s;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
   const names = ['a', 'a/b', 'b'];
   const queueOf = async (sm: KvStateMachine, name: string): Promise<string[]> =>
     (await sm.lockContenders(b(name))).map((kv) => `${Buffer.from(kv.key).toString('latin1')}@${kv.createRevision}`);
@@ -106,7 +96,7 @@ describe('KvStateMachine with the lock-queue cache', () => {
 
   it('acquires, fences and queues exactly as an uncached replica (random lock traffic, different batchings)', async () => {
     for (const seed of [1, 2, 3]) {
-      const r = rng(seed);
+      const r = seededRandom(seed);
       const cached = await fresh();
       const uncached = await fresh(0);
       const cmds = commands(r, 300);

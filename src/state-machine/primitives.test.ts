@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeCommand, type Command, type IdempotencyKey } from '../wire/kv-proto.js';
 import { EntryType, type Entry } from '../raft/index.js';
 import { openNodeDb, type NodeDb } from '../storage/index.js';
-import { makeTempDir } from '../storage/test-helpers.js';
+import { makeTempDir, seededRandom } from '../storage/test-helpers.js';
 import { CompactedError, FutureRevisionError } from './errors.js';
 import { KvStateMachine, type ApplyResult, type StateMachineOptions } from './index.js';
 import { escapeKey, unescapeKey } from './keys.js';
@@ -55,17 +55,7 @@ async function historyCount(db: NodeDb): Promise<number> {
   return n;
 }
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 const revOf = (r: ApplyResult): number => ('response' in r ? Number(r.response.header?.revision ?? -1) : -1);
 
