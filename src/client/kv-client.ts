@@ -19,6 +19,9 @@
 //     the error itself before sending (no leader known). After DEADLINE_EXCEEDED or a dropped
 //     connection the outcome is unknown and reaches the caller.
 // Anything without the marker counts as "maybe applied"; message text is never parsed.
+// A call's final error is "certainly not applied" (writeDefinitelyNotApplied) only when every
+// attempt was: once one attempt may have reached a server, a later "no leader known" or
+// "not the leader" proves nothing about it (earlierAttemptMayHaveApplied).
 
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -145,6 +148,11 @@ export class KvClientError extends Error {
       attempts?: number;
       /** The server marked the write as certainly not applied (x-raftkv-not-applied). */
       notApplied?: boolean;
+      /**
+       * An earlier attempt of this operation was sent and not proven unapplied: whatever this
+       * (last) attempt says, the operation's outcome is unknown.
+       */
+      earlierAttemptMayHaveApplied?: boolean;
       /** add() refused by a bound (FAILED_PRECONDITION): the counter's current value. */
       counterValue?: number;
       /** A read below the compacted revision (OUT_OF_RANGE): the oldest readable revision. */
@@ -537,6 +545,7 @@ function requestOpOf(op: TxnOpSpec, where: string): RequestOp {
 
 /** True when the error proves the server did not (and never will) apply the write. */
 export function writeDefinitelyNotApplied(e: KvClientError): boolean {
+  if (e.opts.earlierAttemptMayHaveApplied) return false;
   if (e.opts.notSent || e.opts.notApplied) return true;
   // grpc-js never sent the request (connection refused, nothing listening).
   return e.code === grpc.status.UNAVAILABLE && e.details.startsWith('No connection established');
@@ -946,6 +955,10 @@ export class KvClient {
     const deadline = Date.now() + (timeoutMs ?? this.defaultTimeoutMs);
     let retries = 0;
     let previous: KvClientError | undefined;
+    // Once any attempt may have reached a server, no later failure can prove the operation was
+    // not applied: a keyed write's earlier attempt can still commit (or already has, its answer
+    // lost) while a retry finds no leader. The final error then says so.
+    let maybeApplied = false;
     let next: string | undefined = this.firstAddress(target);
     for (;;) {
       let addr: string | undefined;
@@ -963,7 +976,8 @@ export class KvClient {
         // A deadline that ran out during a retry says little; name the failure that caused the retries.
         const details =
           err.code === grpc.status.DEADLINE_EXCEEDED && previous ? `${err.details} (earlier attempt: ${previous.codeName}: ${previous.details})` : err.details;
-        const final = new KvClientError(err.code, details, { ...err.opts, attempts });
+        const final = new KvClientError(err.code, details, { ...err.opts, attempts, ...(maybeApplied ? { earlierAttemptMayHaveApplied: true } : {}) });
+        maybeApplied ||= !writeDefinitelyNotApplied(err);
         previous = err;
         if (!retryable(err, kind) || retries >= this.maxRetries || Date.now() >= deadline) throw final;
         retries++;

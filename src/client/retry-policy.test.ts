@@ -168,6 +168,30 @@ describe('retry policy', () => {
     expect(f.calls.filter((m) => m === 'Put')).toHaveLength(0);
   });
 
+  it('a keyed write whose first attempt may have applied is never reported as certainly not applied', async () => {
+    // The first attempt's outcome is unknown (its answer lost); every retry is refused before
+    // proposing. The last error alone would say "not applied": the first attempt may still be.
+    const leader = await fake(1, 'LEADER', 1, (m, n) =>
+      n === 1
+        ? { err: { code: grpc.status.DEADLINE_EXCEEDED, details: 'write not applied before the deadline; its outcome is unknown' } }
+        : { err: { code: grpc.status.UNAVAILABLE, details: 'not the leader (no-leader)', notApplied: true } },
+    );
+    const c = client([leader.addr], 5_000, 3);
+    const e = await failure(c.txn({ success: [{ put: { key: 'k', value: 'v' } }] }));
+    expect(e.code).toBe(StatusCode.UNAVAILABLE);
+    expect(e.attempts).toBe(4);
+    expect(e.opts.notApplied).toBe(true);
+    expect(e.opts.earlierAttemptMayHaveApplied).toBe(true);
+    expect(writeDefinitelyNotApplied(e)).toBe(false);
+    // Every attempt refused before proposing: certainly not applied.
+    const refusing = await fake(2, 'LEADER', 2, () => ({ err: { code: grpc.status.UNAVAILABLE, details: 'not the leader (no-leader)', notApplied: true } }));
+    const c2 = client([refusing.addr], 5_000, 3);
+    const e2 = await failure(c2.txn({ success: [{ put: { key: 'k', value: 'v' } }] }));
+    expect(e2.attempts).toBe(4);
+    expect(e2.opts.earlierAttemptMayHaveApplied).toBeUndefined();
+    expect(writeDefinitelyNotApplied(e2)).toBe(true);
+  });
+
   it('never waits past the deadline while backing off', async () => {
     const f = await fake(1, 'FOLLOWER', 0, () => putOk);
     const c = new KvClient({ endpoints: [f.addr], defaultTimeoutMs: 250, maxRetries: 1_000, baseBackoffMs: 50, maxBackoffMs: 1_000 });

@@ -106,11 +106,12 @@ export function readOpts(consistency: ConsistencyName): Record<string, number> {
 export function writeErrorOutcome(e: unknown): Completion {
   if (e instanceof KvClientError) {
     const error = `${e.codeName}: ${e.details}`.slice(0, 300);
-    const definite =
-      writeDefinitelyNotApplied(e) ||
+    // A refusal of a retry says nothing of an earlier attempt, which may have been applied.
+    const refused =
       e.code === StatusCode.INVALID_ARGUMENT ||
       e.code === StatusCode.UNIMPLEMENTED ||
       (e.code === StatusCode.RESOURCE_EXHAUSTED && /over max|too many pending proposals/.test(e.details));
+    const definite = writeDefinitelyNotApplied(e) || (refused && !e.opts.earlierAttemptMayHaveApplied);
     return { type: definite ? 'fail' : 'info', value: null, error };
   }
   return { type: 'info', value: null, error: String((e as Error)?.message ?? e).slice(0, 300) };
