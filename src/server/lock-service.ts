@@ -25,6 +25,7 @@ import {
 } from '../wire/kv-proto.js';
 import { CompareResult, CompareTarget } from '../wire/kv-proto.js';
 import type { ApplyResult } from '../state-machine/index.js';
+import { compareBytes } from '../storage/codec-bytes.js';
 import { deadlineExceeded, failedPrecondition, invalidArgument, KvError, notFound, unavailableNotApplied } from './errors.js';
 import type { LeaseKeeper } from './lease-keeper.js';
 import type { NodeHost } from './node-host.js';
@@ -57,10 +58,6 @@ function leaseIdOf(v: unknown, what = 'lease id'): number {
   const n = Number(v ?? 0);
   if (!Number.isSafeInteger(n) || n < 1) throw invalidArgument(`${what} must be a positive integer below 2^53, got ${String(v)}`);
   return n;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
 
 const dec = new TextDecoder();
@@ -199,7 +196,7 @@ export class LockService {
       if (this.closed) throw unavailableNotApplied('node is shutting down; still queued (call again with the same lease)');
       const rev = this.host.sm.revision();
       const cs = await this.host.sm.lockContenders(name);
-      const mine = cs.find((kv) => sameBytes(kv.key, key));
+      const mine = cs.find((kv) => compareBytes(kv.key, key) === 0);
       if (!mine || mine.createRevision !== token) {
         throw failedPrecondition(`lock "${dec.decode(name)}": this waiter's key vanished while waiting (lease ${lease} expired or was revoked, or the key was deleted)`);
       }

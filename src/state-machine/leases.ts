@@ -45,10 +45,7 @@ export function attachKey(userKey: Uint8Array): Uint8Array {
   return k;
 }
 
-/** Latin-1: one char per byte, so string order is byte order. */
-function mk(userKey: Uint8Array): string {
-  return latin1Of(userKey);
-}
+/** The inverse of latin1Of (map keys are latin-1: one char per byte, string order = byte order). */
 function unmk(s: string): Uint8Array {
   return new Uint8Array(Buffer.from(s, 'latin1'));
 }
@@ -104,8 +101,8 @@ export class LeaseTable {
   private loadAttachment(userKey: Uint8Array, id: number): void {
     const l = this.leases.get(id);
     if (!l) return; // dangling (cannot happen: revoke deletes attachments in the same batch)
-    l.keys.add(mk(userKey));
-    this.keyLease.set(mk(userKey), id);
+    l.keys.add(latin1Of(userKey));
+    this.keyLease.set(latin1Of(userKey), id);
   }
 
   /** Replaces this table's contents with another's (snapshot restore). */
@@ -155,14 +152,14 @@ export class LeaseTable {
     return l ? [...l.keys].sort().map(unmk) : [];
   }
   leaseOfKey(userKey: Uint8Array): number {
-    return this.keyLease.get(mk(userKey)) ?? 0;
+    return this.keyLease.get(latin1Of(userKey)) ?? 0;
   }
 
   // ---- mutations (inside an apply batch; every one records its inverse)
 
   /** Attaches `userKey` to lease `id` (0 = detach). The caller checked that the lease exists. */
   setKeyLease(view: PendingView, userKey: Uint8Array, id: number): void {
-    const s = mk(userKey);
+    const s = latin1Of(userKey);
     const old = this.keyLease.get(s) ?? 0;
     if (old === id) return;
     if (old !== 0) {

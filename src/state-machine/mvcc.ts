@@ -36,7 +36,6 @@ export interface SurvivorPointer {
 }
 type Pointer = SurvivorPointer;
 
-const latin1 = latin1Of;
 
 /** The key-value a history event shows at its revision (throws CompactedError if it is gone). */
 function kvAt(db: NodeDb, p: Pointer, readRevision: number, compactRevision: () => number, keysOnly: boolean | undefined): KeyValue {
@@ -165,7 +164,7 @@ export async function compact(
   // Keys changed in [from, to], with those changes: only they can have entries that became
   // unreadable. Entries below `from` were compacted already except each key's survivor.
   const touched = new Map<string, { esc: Uint8Array; changes: Change[] }>();
-  const touch = (esc: Uint8Array, id: string = latin1(esc)): Change[] => {
+  const touch = (esc: Uint8Array, id: string = latin1Of(esc)): Change[] => {
     let t = touched.get(id);
     if (!t) touched.set(id, (t = { esc, changes: [] }));
     return t.changes;
@@ -181,7 +180,7 @@ export async function compact(
   const pendingByKey = new Map<string, Change[]>();
   for (const e of view.events) {
     if (e.revision > to) continue;
-    const id = latin1(e.esc);
+    const id = latin1Of(e.esc);
     let list = pendingByKey.get(id);
     if (!list) pendingByKey.set(id, (list = []));
     list.push({ esc: e.esc, revision: e.revision, sub: e.sub, kind: e.kind });
