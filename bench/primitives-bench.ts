@@ -25,10 +25,9 @@
 //      etcd lock          LeaseGrant + v3lock Lock + LeaseRevoke (what etcd's lock service needs)
 //      etcd lock/lease    v3lock Lock + Unlock with one lease per worker
 //    Every pair is checked in-process: no two holders of one name at once; raftkv tokens grow.
-//    Known (SDK, not fixed here): "raftkv lock" cancels one KeepAlive bidi stream per pair; past
-//    Node's http2 rapid-reset limit (burst 1000, then 33 RST_STREAM/s per connection) the kvd
-//    server ends the connection with GOAWAY code 2 and every call in flight on it fails with
-//    INTERNAL (not retried), so the C=16/16-names case shows errors.
+//    "raftkv lock" opens one KeepAlive bidi stream per pair and half-closes it on release (a
+//    cancel is an HTTP/2 RST_STREAM, and Node's server drops a connection past ~33 resets/s
+//    after a burst of 1000); the errors column shows it if that ever regresses.
 // 3. watch: one writer (C=16) puts --watch-keys keys under a prefix as fast as it can, W watchers
 //    (1 and 8) on the prefix via client.watch. Values carry the send time
 //    (performance.timeOrigin + performance.now(), same process, so clocks agree). Lag =
