@@ -45,7 +45,8 @@ describe('HistoryRecorder', () => {
 });
 
 describe('outcome classification', () => {
-  const err = (code: number, details: string, flags: { notSent?: boolean; notApplied?: boolean } = {}) => new KvClientError(code, details, flags);
+  const err = (code: number, details: string, flags: { notSent?: boolean; notApplied?: boolean; earlierAttemptMayHaveApplied?: boolean } = {}) =>
+    new KvClientError(code, details, flags);
 
   it('fail only when the write was certainly not applied', () => {
     expect(writeErrorOutcome(err(StatusCode.UNAVAILABLE, 'not the leader; leader is 2', { notApplied: true })).type).toBe('fail');
@@ -60,6 +61,14 @@ describe('outcome classification', () => {
     expect(writeErrorOutcome(err(StatusCode.UNAVAILABLE, 'not the leader (but the server did not say it was not applied)')).type).toBe('info');
     expect(writeErrorOutcome(err(StatusCode.INTERNAL, 'boom')).type).toBe('info');
     expect(writeErrorOutcome(new Error('weird')).type).toBe('info');
+  });
+
+  it('info when a retry was refused but an earlier attempt may have been applied (the seed-13 list-append G1a)', () => {
+    const earlier = { earlierAttemptMayHaveApplied: true };
+    expect(writeErrorOutcome(err(StatusCode.UNAVAILABLE, 'no leader known to any endpoint', { notSent: true, ...earlier })).type).toBe('info');
+    expect(writeErrorOutcome(err(StatusCode.UNAVAILABLE, 'not the leader; leader is 2', { notApplied: true, ...earlier })).type).toBe('info');
+    expect(writeErrorOutcome(err(StatusCode.RESOURCE_EXHAUSTED, 'too many pending proposals', earlier)).type).toBe('info');
+    expect(writeErrorOutcome(err(StatusCode.INVALID_ARGUMENT, 'empty key', earlier)).type).toBe('info');
   });
 
   it('a failed read is a fail (it changes nothing)', () => {
