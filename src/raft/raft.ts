@@ -431,6 +431,13 @@ export class Raft {
         this.vote = m.from;
       }
     } else {
+      // A rejection carries our term, and at term 0 (only a PreVote reaches here then: a Vote
+      // moved us to its term) we have none: the request's term would make the pre-candidate
+      // adopt a term it never won. Silence rejects just as well (a grant is what counts).
+      if (this.term === 0) {
+        this.cfg.logger.debug(`${this.id} at term 0 ignored ${MessageType[m.type]} from ${m.from}: not granted`);
+        return;
+      }
       this.send(emptyMessage({ type: respType, to: m.from, term: this.term, reject: true }));
     }
   }

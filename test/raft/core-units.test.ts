@@ -8,7 +8,7 @@ import { Inflights, Progress, ProgressState } from '../../src/raft/progress.js';
 import { RaftLog } from '../../src/raft/raft-log.js';
 import { RawNode } from '../../src/raft/rawnode.js';
 import { CompactedError, MemoryStorage } from '../../src/raft/storage.js';
-import { ConfChangeType, EntryType, type Entry } from '../../src/raft/types.js';
+import { ConfChangeType, EntryType, MessageType, emptyMessage, type Entry } from '../../src/raft/types.js';
 
 const ent = (term: number, index: number, data = ''): Entry => ({ term, index, type: EntryType.Normal, data: new TextEncoder().encode(data) });
 
@@ -243,6 +243,23 @@ describe('invariants', () => {
     const rn = newNode(s);
     rn.raft.log.committed = 1;
     expect(() => rn.ready()).toThrow(InvariantViolation);
+  });
+
+  it('a node at term 0 that knows no configuration rejects a pre-vote by silence (sim seed 125546)', () => {
+    // A learner that crashed before it received anything, promoted meanwhile, restarts empty.
+    const s = new MemoryStorage({ voters: [], learners: [] });
+    const rn = newNode(s);
+    expect(rn.raft.term).toBe(0);
+    rn.step({ ...emptyMessage({ type: MessageType.PreVote, to: 1, term: 11 }), from: 2, index: 80, logTerm: 10 });
+    const sent = rn.hasReady() ? rn.ready().messages : [];
+    expect(sent.filter((m) => m.type === MessageType.PreVoteResp)).toEqual([]);
+    expect(rn.raft.term).toBe(0);
+    // With a configuration it grants (at the request's term), as before.
+    const s2 = new MemoryStorage({ voters: [1, 2, 3], learners: [] });
+    const rn2 = newNode(s2);
+    rn2.step({ ...emptyMessage({ type: MessageType.PreVote, to: 1, term: 11 }), from: 2, index: 80, logTerm: 10 });
+    const granted = rn2.ready().messages.filter((m) => m.type === MessageType.PreVoteResp);
+    expect(granted).toMatchObject([{ to: 2, term: 11, reject: false }]);
   });
 
   it('the host must not step between ready() and advance()', () => {
