@@ -8,6 +8,8 @@ import type { ViolationKind } from './safety-checker.js';
 
 const CI_SEEDS_3_NODES = 300;
 const CI_SEEDS_5_NODES = 100;
+/** Seeds beyond the CI range that once found a bug (`npm run sim -- --seeds N --first-seed F`). */
+const REGRESSION_SEEDS: Array<{ seed: number; nodes: number }> = [{ seed: 125546, nodes: 3 }];
 
 function runSeeds(first: number, count: number, nodes: number, plantedBugs?: PlantedBugs): SimResult[] {
   const failures: SimResult[] = [];
@@ -41,6 +43,13 @@ describe('simulation (safety and liveness under faults)', () => {
 
   it(`${CI_SEEDS_5_NODES} seeds of a 5-node cluster have no violations`, () => {
     const failures = runSeeds(1, CI_SEEDS_5_NODES, 5);
+    expect(failures, describeFailures(failures)).toEqual([]);
+  });
+
+  it('seeds that once failed in long sweeps stay fixed', () => {
+    // 125546 (3 nodes): a promoted learner that never received anything restarted at term 0 and
+    // answered a pre-vote with a rejection at term 0, tripping the core's assertion.
+    const failures = REGRESSION_SEEDS.flatMap(({ seed, nodes }) => runSeeds(seed, 1, nodes));
     expect(failures, describeFailures(failures)).toEqual([]);
   });
 
