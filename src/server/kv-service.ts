@@ -107,6 +107,9 @@ async function mvccRead<T>(read: () => Promise<T>): Promise<T> {
   }
 }
 
+/** A learner is promoted only when its log reaches this fraction of the leader's (etcd: 0.9). */
+export const PROMOTE_MIN_MATCH_FRACTION = 0.9;
+
 export class KvService {
   constructor(
     private readonly host: NodeHost,
@@ -275,6 +278,7 @@ export class KvService {
         const m = members().find((x) => x.id === id);
         if (!m) throw notFound(`member ${id} is not in the cluster`);
         if (!m.isLearner) throw failedPrecondition(`member ${id} is already a voter`);
+        await this.checkLearnerCaughtUp(id);
         await this.confChange({ type: ConfChangeType.AddNode, nodeId: id, context: encodeMemberContext(m) }, call);
         return { members: members() };
       }),
@@ -316,6 +320,21 @@ export class KvService {
   }
 
   /** Proposes a conf change and waits until it is applied here. */
+  /**
+   * Promotion raises the quorum at once: a learner that is down or far behind adds a vote the
+   * cluster must wait for without adding one that can answer (3 voters + a dead learner
+   * promoted = 4 voters, quorum 3, one more failure stops writes). So, as etcd does, only a
+   * learner whose log reaches PROMOTE_MIN_MATCH_FRACTION of the leader's is promoted.
+   */
+  private async checkLearnerCaughtUp(id: number): Promise<void> {
+    if (!this.host.isLeader()) throw unavailableNotApplied('not the leader: send membership changes to the leader', this.host.leaderHint());
+    const { match, leaderLast } = await this.host.withCore((n) => ({ match: n.raft.prs.get(id)?.match ?? 0, leaderLast: n.raft.log.lastIndex() }));
+    if (match >= leaderLast * PROMOTE_MIN_MATCH_FRACTION) return;
+    throw failedPrecondition(
+      `learner ${id} has not caught up: its log reaches index ${match}, the leader's ${leaderLast} (promotion needs ${PROMOTE_MIN_MATCH_FRACTION * 100}%); retry once it has caught up`,
+    );
+  }
+
   private async confChange(cc: ConfChange, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<void> {
     if (!this.host.isLeader()) throw unavailableNotApplied('not the leader: send membership changes to the leader', this.host.leaderHint());
     const res = await this.host.withCore((n) => n.proposeConfChange(cc));

@@ -100,6 +100,14 @@ describe('membership and snapshots with real processes', () => {
   it('adds a learner, promotes it, removes the old leader, and keeps serving', async () => {
     const leader = await cluster.waitForLeader(10_000);
     const base = Number(cluster.nodes[2]!.clientAddr.split(':')[1]) - 3;
+    // A learner that never came up is not promoted (it would raise the quorum for nothing).
+    const ghost = await cluster.call(leader.clientAddr, 'cluster', 'MemberAddLearner', { id: 9, peerAddr: `127.0.0.1:${base + 109}`, clientAddr: `127.0.0.1:${base + 9}` }, 5000);
+    expect(ghost.ok, JSON.stringify(ghost)).toBe(true);
+    const early = await cluster.call(leader.clientAddr, 'cluster', 'MemberPromote', { id: 9 }, 5000);
+    expect(early.ok ? 0 : early.error.code, JSON.stringify(early)).toBe(9); // FAILED_PRECONDITION
+    if (!early.ok) expect(early.error.details).toMatch(/learner 9 has not caught up/);
+    const dropGhost = await cluster.call(leader.clientAddr, 'cluster', 'MemberRemove', { id: 9 }, 5000);
+    expect(dropGhost.ok, JSON.stringify(dropGhost)).toBe(true);
     const fourth: ProcNode = { id: 4, clientAddr: `127.0.0.1:${base + 4}`, peerAddr: `127.0.0.1:${base + 104}`, dataDir: join(cluster.root, 'n4'), stderr: '' };
     const add = await cluster.call<{ members: Member[] }>(leader.clientAddr, 'cluster', 'MemberAddLearner', { id: 4, peerAddr: fourth.peerAddr, clientAddr: fourth.clientAddr }, 5000);
     expect(add.ok, JSON.stringify(add)).toBe(true);
