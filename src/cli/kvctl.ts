@@ -432,7 +432,7 @@ export async function runKvctl(argv: string[], io: KvctlIo = processIo()): Promi
   }
   member
     .command('promote')
-    .description('make a learner a voter')
+    .description("make a learner a voter (refused until its log reaches 90% of the leader's)")
     .argument('<id>')
     .action(async (id: string) => {
       const ms = await getClient().memberPromote(parseId(id));
