@@ -285,6 +285,7 @@ export class KvService {
       MemberRemove: unary<{ id?: number }, unknown>(async (req, call) => {
         const id = Number(req.id ?? 0);
         if (!this.host.knownMember(id)) throw notFound(`member ${id} is not in the cluster`);
+        this.checkQuorumAfter({ remove: id });
         await this.confChange({ type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) }, call);
         return { members: members() };
       }),
@@ -315,11 +316,11 @@ export class KvService {
     if (!Number.isSafeInteger(id) || id < 0) throw invalidArgument(`invalid member id ${req.id}`);
     if (existing.some((m) => m.id === id)) throw failedPrecondition(`member ${id} already exists`);
     const ctx = { peerAddr, clientAddr: req.clientAddr ?? '' };
+    if (!learner) this.checkQuorumAfter({ add: true });
     await this.confChange({ type: learner ? ConfChangeType.AddLearner : ConfChangeType.AddNode, nodeId: id, context: encodeMemberContext(ctx) }, call);
     return { member: { id, ...ctx, isLearner: learner }, members: this.host.memberList() };
   }
 
-  /** Proposes a conf change and waits until it is applied here. */
   /**
    * Promotion raises the quorum at once: a learner that is down or far behind adds a vote the
    * cluster must wait for without adding one that can answer (3 voters + a dead learner
@@ -335,6 +336,33 @@ export class KvService {
     );
   }
 
+  /**
+   * etcd's strict reconfiguration check: a change that would leave fewer reachable voters than
+   * its new quorum is refused, because it would stop the cluster at once. Adding a voter that is
+   * not running yet to a cluster with a member down, or removing a live voter while another is
+   * down, does that. Removing a member that is down is always allowed (it lowers the quorum).
+   * Reachable = heard from within one election timeout, by the leader.
+   */
+  private checkQuorumAfter(change: { add: true } | { remove: number }): void {
+    if (!this.host.isLeader()) throw unavailableNotApplied('not the leader: send membership changes to the leader', this.host.leaderHint());
+    const cfg = this.host.cfg;
+    const voters = this.host.memberList().filter((m) => !m.isLearner).map((m) => m.id);
+    const reachable = this.host.reachableVoters(cfg.electionTimeoutTicks * cfg.tickIntervalMs);
+    if ('remove' in change && (!voters.includes(change.remove) || !reachable.has(change.remove))) return;
+    // Growing a one-node cluster always stalls until the second node starts (etcd allows it too).
+    if ('add' in change && voters.length === 1) return;
+    const votersAfter = 'add' in change ? voters.length + 1 : voters.length - 1;
+    const reachableAfter = 'add' in change ? reachable.size : reachable.size - 1;
+    const quorumAfter = Math.floor(votersAfter / 2) + 1;
+    if (reachableAfter >= quorumAfter) return;
+    const what = 'add' in change ? 'adding a voter that is not running yet' : `removing member ${change.remove}`;
+    const hint = 'add' in change ? ': bring the missing members back first, or add it as a learner and promote it once it has caught up' : ': bring the missing members back first, or remove a member that is down';
+    throw failedPrecondition(
+      `${what} would leave ${reachableAfter} reachable voters of ${votersAfter}, below the quorum of ${quorumAfter} (reachable now: ${[...reachable].sort((a, b) => a - b).join(',')})${hint}`,
+    );
+  }
+
+  /** Proposes a conf change and waits until it is applied here. */
   private async confChange(cc: ConfChange, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<void> {
     if (!this.host.isLeader()) throw unavailableNotApplied('not the leader: send membership changes to the leader', this.host.leaderHint());
     const res = await this.host.withCore((n) => n.proposeConfChange(cc));

@@ -66,6 +66,8 @@ export interface MemberInfo extends MemberContext {
 export class NodeHost {
   readonly rawNode: RawNode;
   private inbox: Message[] = [];
+  /** This node's monotonic ms of the last message from each peer (see reachableVoters). */
+  private readonly lastHeardFromMs = new Map<NodeId, number>();
   private pendingTicks = 0;
   private proposalQueue: Array<{ data: Uint8Array; waiter: Omit<ProposalWaiter, 'term'> }> = [];
   private readQueue: Array<{ ctx: string; waiter: ReadWaiter }> = [];
@@ -365,7 +367,9 @@ export class NodeHost {
     }
     const inbox = this.inbox;
     this.inbox = [];
+    const nowMs = inbox.length > 0 ? this.nowMs() : 0;
     for (const m of inbox) {
+      this.lastHeardFromMs.set(m.from, nowMs);
       if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) {
         this.lastLeaderContactMs = this.nowMs();
       }
@@ -644,6 +648,21 @@ export class NodeHost {
     for (const id of [...cs.voters, ...cs.learners]) {
       const m = this.members.get(id) ?? { peerAddr: '', clientAddr: '' };
       out.push({ id, ...m, isLearner: cs.learners.includes(id) });
+    }
+    return out;
+  }
+
+  /**
+   * The voters this node heard from within `windowMs` (itself included): on the leader, the
+   * members that answer its appends and heartbeats. Membership changes check it before they
+   * change the quorum.
+   */
+  reachableVoters(windowMs: number): Set<NodeId> {
+    const now = this.nowMs();
+    const out = new Set<NodeId>();
+    for (const id of this.rawNode.raft.confState().voters) {
+      const heard = this.lastHeardFromMs.get(id);
+      if (id === this.cfg.id || (heard !== undefined && now - heard <= windowMs)) out.add(id);
     }
     return out;
   }

@@ -132,5 +132,24 @@ describe('membership and snapshots with real processes', () => {
 
     const unknown = await cluster.call(newLeader.clientAddr, 'cluster', 'MemberRemove', { id: 99 }, 3000);
     expect(unknown.ok ? 0 : unknown.error.code).toBe(5); // NOT_FOUND
+
+    // With one of three voters down, a change that would leave fewer reachable voters than its
+    // quorum is refused (etcd's strict reconfiguration check); removing the dead one is not.
+    const lead = await cluster.waitForLeader(10_000, rest);
+    const [down, live] = rest.filter((n) => n !== lead);
+    await cluster.kill9AndWait(down!);
+    await new Promise((r) => setTimeout(r, 2_500)); // > one election timeout (1 s): it no longer counts as reachable
+    const addVoter = await cluster.call(lead.clientAddr, 'cluster', 'MemberAdd', { id: 7, peerAddr: `127.0.0.1:${base + 107}`, clientAddr: `127.0.0.1:${base + 7}` }, 5000);
+    expect(addVoter.ok ? 0 : addVoter.error.code, JSON.stringify(addVoter)).toBe(9);
+    if (!addVoter.ok) expect(addVoter.error.details).toMatch(/would leave 2 reachable voters of 4, below the quorum of 3/);
+    const removeLive = await cluster.call(lead.clientAddr, 'cluster', 'MemberRemove', { id: live!.id }, 5000);
+    expect(removeLive.ok ? 0 : removeLive.error.code, JSON.stringify(removeLive)).toBe(9);
+    if (!removeLive.ok) expect(removeLive.error.details).toMatch(new RegExp(`removing member ${live!.id} would leave 1 reachable voters of 2`));
+    const learnerOk = await cluster.call(lead.clientAddr, 'cluster', 'MemberAddLearner', { id: 8, peerAddr: `127.0.0.1:${base + 108}`, clientAddr: `127.0.0.1:${base + 8}` }, 5000);
+    expect(learnerOk.ok, JSON.stringify(learnerOk)).toBe(true);
+    const removeDead = await cluster.call(lead.clientAddr, 'cluster', 'MemberRemove', { id: down!.id }, 5000);
+    expect(removeDead.ok, JSON.stringify(removeDead)).toBe(true);
+    const after = await cluster.call<{ members: Member[] }>(lead.clientAddr, 'cluster', 'MemberList', {}, 3000);
+    expect(after.ok && after.value.members.filter((m) => !m.isLearner).map((m) => Number(m.id)).sort()).toEqual([lead.id, live!.id].sort());
   }, 120_000);
 });
