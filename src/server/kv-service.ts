@@ -358,7 +358,7 @@ export class KvService {
     const what = 'add' in change ? 'adding a voter that is not running yet' : `removing member ${change.remove}`;
     const hint = 'add' in change ? ': bring the missing members back first, or add it as a learner and promote it once it has caught up' : ': bring the missing members back first, or remove a member that is down';
     throw failedPrecondition(
-      `${what} would leave ${reachableAfter} reachable voters of ${votersAfter}, below the quorum of ${quorumAfter} (reachable now: ${[...reachable].sort((a, b) => a - b).join(',')})${hint}`,
+      `${what} would leave ${reachableAfter} reachable ${reachableAfter === 1 ? 'voter' : 'voters'} of ${votersAfter}, below the quorum of ${quorumAfter} (reachable now: ${[...reachable].sort((a, b) => a - b).join(',')})${hint}`,
     );
   }
 

@@ -144,7 +144,7 @@ describe('membership and snapshots with real processes', () => {
     if (!addVoter.ok) expect(addVoter.error.details).toMatch(/would leave 2 reachable voters of 4, below the quorum of 3/);
     const removeLive = await cluster.call(lead.clientAddr, 'cluster', 'MemberRemove', { id: live!.id }, 5000);
     expect(removeLive.ok ? 0 : removeLive.error.code, JSON.stringify(removeLive)).toBe(9);
-    if (!removeLive.ok) expect(removeLive.error.details).toMatch(new RegExp(`removing member ${live!.id} would leave 1 reachable voters of 2`));
+    if (!removeLive.ok) expect(removeLive.error.details).toMatch(new RegExp(`removing member ${live!.id} would leave 1 reachable voter of 2`));
     const learnerOk = await cluster.call(lead.clientAddr, 'cluster', 'MemberAddLearner', { id: 8, peerAddr: `127.0.0.1:${base + 108}`, clientAddr: `127.0.0.1:${base + 8}` }, 5000);
     expect(learnerOk.ok, JSON.stringify(learnerOk)).toBe(true);
     const removeDead = await cluster.call(lead.clientAddr, 'cluster', 'MemberRemove', { id: down!.id }, 5000);
