@@ -328,7 +328,7 @@ export class KvService {
    * learner whose log reaches PROMOTE_MIN_MATCH_FRACTION of the leader's is promoted.
    */
   private async checkLearnerCaughtUp(id: number): Promise<void> {
-    if (!this.host.isLeader()) throw unavailableNotApplied('not the leader: send membership changes to the leader', this.host.leaderHint());
+    this.requireLeaderForMembership();
     const { match, leaderLast } = await this.host.withCore((n) => ({ match: n.raft.prs.get(id)?.match ?? 0, leaderLast: n.raft.log.lastIndex() }));
     if (match >= leaderLast * PROMOTE_MIN_MATCH_FRACTION) return;
     throw failedPrecondition(
@@ -344,7 +344,7 @@ export class KvService {
    * Reachable = heard from within one election timeout, by the leader.
    */
   private checkQuorumAfter(change: { add: true } | { remove: number }): void {
-    if (!this.host.isLeader()) throw unavailableNotApplied('not the leader: send membership changes to the leader', this.host.leaderHint());
+    this.requireLeaderForMembership();
     const cfg = this.host.cfg;
     const voters = this.host.memberList().filter((m) => !m.isLearner).map((m) => m.id);
     const reachable = this.host.reachableVoters(cfg.electionTimeoutTicks * cfg.tickIntervalMs);
@@ -362,9 +362,14 @@ export class KvService {
     );
   }
 
+  /** Membership checks read the leader's progress and contacts; only the leader proposes them. */
+  private requireLeaderForMembership(): void {
+    if (!this.host.isLeader()) throw unavailableNotApplied('not the leader: send membership changes to the leader', this.host.leaderHint());
+  }
+
   /** Proposes a conf change and waits until it is applied here. */
   private async confChange(cc: ConfChange, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<void> {
-    if (!this.host.isLeader()) throw unavailableNotApplied('not the leader: send membership changes to the leader', this.host.leaderHint());
+    this.requireLeaderForMembership();
     const res = await this.host.withCore((n) => n.proposeConfChange(cc));
     if (!res.ok) {
       if (res.reason === 'conf-change-pending') throw failedPrecondition('another membership change is still being applied; retry shortly');

@@ -371,7 +371,7 @@ export class NodeHost {
     for (const m of inbox) {
       this.lastHeardFromMs.set(m.from, nowMs);
       if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) {
-        this.lastLeaderContactMs = this.nowMs();
+        this.lastLeaderContactMs = nowMs;
       }
       n.step(m);
     }

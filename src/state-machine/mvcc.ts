@@ -36,7 +36,6 @@ export interface SurvivorPointer {
 }
 type Pointer = SurvivorPointer;
 
-
 /** The key-value a history event shows at its revision (throws CompactedError if it is gone). */
 function kvAt(db: NodeDb, p: Pointer, readRevision: number, compactRevision: () => number, keysOnly: boolean | undefined): KeyValue {
   const raw = db.getSync(historyKey(p.revision, p.sub));

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeCommand, type Command, type IdempotencyKey } from '../wire/kv-proto.js';
 import { EntryType, type Entry } from '../raft/index.js';
 import { openNodeDb, type NodeDb } from '../storage/index.js';
-import { makeTempDir, seededRandom } from '../storage/test-helpers.js';
+import { makeTempDir, seededRandom as rng } from '../storage/test-helpers.js';
 import { CompactedError, FutureRevisionError } from './errors.js';
 import { KvStateMachine, type ApplyResult, type StateMachineOptions } from './index.js';
 import { escapeKey, unescapeKey } from './keys.js';
@@ -54,8 +54,6 @@ async function historyCount(db: NodeDb): Promise<number> {
   for await (const _ of db.keys({ gte: Uint8Array.of(0x73, 0x68), lt: Uint8Array.of(0x73, 0x69) })) n++;
   return n;
 }
-
-const rng = seededRandom;
 
 const revOf = (r: ApplyResult): number => ('response' in r ? Number(r.response.header?.revision ?? -1) : -1);
 
