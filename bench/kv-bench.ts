@@ -13,6 +13,10 @@
 //   -c, --concurrency N[,N..] [64] concurrent closed-loop workers (each: send, await, repeat)
 //   --duration S [10]             measured seconds per (target, op, C)
 //   --warmup S [2]                unmeasured seconds before each measurement
+//   --rounds N [1]                measure each (op, C) N times, alternating which system goes
+//                                 first; tables and chart show per-round medians, and the ratio
+//                                 table each round's ratio (this machine drifts by +-15% over
+//                                 minutes, so one pair of runs can mislead)
 //   --target raftkv|etcd|both [both]
 //   --value-bytes N [256]  --keys N [10000]   (gets first load every key once)
 //   --workers-per-channel N [16]  gRPC channels = ceil(C / N), each its own TCP connection
@@ -49,6 +53,7 @@ interface Options {
   concurrency: number[];
   durationS: number;
   warmupS: number;
+  rounds: number;
   targets: Array<'raftkv' | 'etcd'>;
   valueBytes: number;
   keys: number;
@@ -64,10 +69,10 @@ interface Options {
   out: string;
 }
 
-const USAGE = 'usage: npm run bench -- --op put|get[,..] -c N[,N..] --duration S [--warmup S] [--target raftkv|etcd|both] [--value-bytes N] [--keys N] [--workers-per-channel N] [--raftkv-endpoints a,b] [--etcd-endpoints a,b] [--tick-ms N] [--cpu-prof] [--node-flags "..."] [--kvd-flags "..."] [--out DIR]';
+const USAGE = 'usage: npm run bench -- --op put|get[,..] -c N[,N..] --duration S [--warmup S] [--rounds N] [--target raftkv|etcd|both] [--value-bytes N] [--keys N] [--workers-per-channel N] [--raftkv-endpoints a,b] [--etcd-endpoints a,b] [--tick-ms N] [--cpu-prof] [--node-flags "..."] [--kvd-flags "..."] [--out DIR]';
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { ops: ['put'], concurrency: [64], durationS: 10, warmupS: 2, targets: ['raftkv', 'etcd'], valueBytes: 256, keys: 10_000, workersPerChannel: 16, tickMs: 100, cpuProf: false, nodeFlags: [], kvdFlags: [], out: join(ROOT, 'bench/out') };
+  const o: Options = { ops: ['put'], concurrency: [64], durationS: 10, warmupS: 2, rounds: 1, targets: ['raftkv', 'etcd'], valueBytes: 256, keys: 10_000, workersPerChannel: 16, tickMs: 100, cpuProf: false, nodeFlags: [], kvdFlags: [], out: join(ROOT, 'bench/out') };
   const num = (flag: string, v: string | undefined, min = 1): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n) || n < min) throw new Error(`${flag} needs a number >= ${min}, got "${v}"`);
@@ -94,6 +99,7 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--duration': o.durationS = num(a, take()); break;
       case '--warmup': o.warmupS = num(a, take(), 0); break;
+      case '--rounds': o.rounds = Math.floor(num(a, take())); break;
       case '--target': {
         const t = take();
         if (t === 'both') o.targets = ['raftkv', 'etcd'];
@@ -359,6 +365,8 @@ interface Result {
   serverCpuUsPerOp: number;
   clientCpuUsPerOp: number;
   firstError?: string;
+  /** 1-based round (--rounds); absent in a per-round median. */
+  round?: number;
 }
 
 function keyOf(i: number): Buffer {
@@ -478,6 +486,60 @@ function table(results: Result[]): string {
   return render(rows) + (ratios.length > 1 ? `\n\nratios (raftkv / etcd; ops/s > 1 and latency < 1 favour raftkv)\n${render(ratios)}` : '');
 }
 
+export function median(xs: number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** One row per (target, op, C): the median of each figure over the rounds, errors summed. */
+export function medians(results: Result[]): Result[] {
+  const groups = new Map<string, Result[]>();
+  for (const r of results) {
+    const k = `${r.target}|${r.op}|${r.c}`;
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  return [...groups.values()].map((rs) => {
+    const m = (f: (r: Result) => number): number => median(rs.map(f));
+    return {
+      target: rs[0]!.target,
+      op: rs[0]!.op,
+      c: rs[0]!.c,
+      channels: rs[0]!.channels,
+      ops: rs.reduce((n, r) => n + r.ops, 0),
+      errors: rs.reduce((n, r) => n + r.errors, 0),
+      opsPerSec: m((r) => r.opsPerSec),
+      p50: m((r) => r.p50),
+      p99: m((r) => r.p99),
+      p999: m((r) => r.p999),
+      max: Math.max(...rs.map((r) => r.max)),
+      serverCpuUsPerOp: m((r) => r.serverCpuUsPerOp),
+      clientCpuUsPerOp: m((r) => r.clientCpuUsPerOp),
+    };
+  });
+}
+
+/** Each round's ratios ours/etcd (the two ran back to back), with their median and range. */
+function roundRatios(results: Result[]): string {
+  const rows: string[][] = [['op', 'C', 'ops/s ours/etcd by round', 'median', 'p50 ours/etcd by round', 'median']];
+  const keys = [...new Set(results.filter((r) => r.target === 'raftkv').map((r) => `${r.op}|${r.c}`))];
+  for (const k of keys) {
+    const [op, c] = k.split('|') as [string, string];
+    const pairs = results
+      .filter((r) => r.target === 'raftkv' && r.op === op && String(r.c) === c)
+      .map((ours) => [ours, results.find((t) => t.target === 'etcd' && t.op === op && String(t.c) === c && t.round === ours.round)] as const)
+      .filter((p): p is readonly [Result, Result] => p[1] !== undefined);
+    if (pairs.length === 0) continue;
+    const tput = pairs.map(([a, b]) => a.opsPerSec / b.opsPerSec);
+    const p50 = pairs.map(([a, b]) => a.p50 / b.p50);
+    rows.push([op, c, tput.map((x) => fmt(x)).join(' '), fmt(median(tput)), p50.map((x) => fmt(x)).join(' '), fmt(median(p50))]);
+  }
+  if (rows.length === 1) return '';
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return `ratios per round (raftkv / etcd, each pair measured back to back)\n${rows.map((r) => r.map((x, i) => (i < 2 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ')).join('\n')}`;
+}
+
 /** A self-contained SVG: per op, throughput and p50/p99 latency against C (log scale), one line per target. */
 function chart(results: Result[], title: string): string {
   const ops = [...new Set(results.map((r) => r.op))];
@@ -560,18 +622,23 @@ async function main(): Promise<void> {
       }
     }
     for (const c of o.concurrency) {
-      for (const s of systems) {
-        leaders.set(s, await s.leader()); // in case leadership moved
-        results.push(await runOne(s, leaders.get(s)!, op, c, o, value, keys));
+      for (let round = 1; round <= o.rounds; round++) {
+        // Alternate who goes first so a drift of the machine's speed favours neither.
+        for (const s of round % 2 === 1 ? systems : [...systems].reverse()) {
+          leaders.set(s, await s.leader()); // in case leadership moved
+          if (o.rounds > 1) progress(`  round ${round}/${o.rounds}\n`);
+          results.push({ ...(await runOne(s, leaders.get(s)!, op, c, o, value, keys)), ...(o.rounds > 1 ? { round } : {}) });
+        }
       }
     }
   }
-  const meta = `${cpus().length} CPUs, 1-min load average ${load0.toFixed(1)} at start and ${loadavg()[0]!.toFixed(1)} at end; value ${o.valueBytes} B, ${o.keys} keys, ${o.durationS} s (+${o.warmupS} s warmup), ${o.workersPerChannel} workers per channel`;
-  console.log(`\n${meta}\n${table(results)}`);
+  const summary = o.rounds > 1 ? medians(results) : results;
+  const meta = `${cpus().length} CPUs, 1-min load average ${load0.toFixed(1)} at start and ${loadavg()[0]!.toFixed(1)} at end; value ${o.valueBytes} B, ${o.keys} keys, ${o.durationS} s (+${o.warmupS} s warmup)${o.rounds > 1 ? ` x ${o.rounds} rounds (medians)` : ''}, ${o.workersPerChannel} workers per channel`;
+  console.log(`\n${meta}\n${table(summary)}${o.rounds > 1 ? `\n\n${roundRatios(results)}` : ''}`);
   mkdirSync(o.out, { recursive: true });
   const base = join(o.out, `kv-bench-${o.ops.join('-')}-${stamp}`);
-  writeFileSync(`${base}.json`, JSON.stringify({ options: o, results }, null, 2));
-  writeFileSync(`${base}.svg`, chart(results, `raftkv vs etcd, 3 nodes on loopback (${meta})`));
+  writeFileSync(`${base}.json`, JSON.stringify({ options: o, results, ...(o.rounds > 1 ? { medians: summary } : {}) }, null, 2));
+  writeFileSync(`${base}.svg`, chart(summary, `raftkv vs etcd, 3 nodes on loopback (${meta})`));
   console.log(`\nwrote ${base}.json and ${base}.svg`);
 }
 
