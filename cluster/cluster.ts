@@ -91,10 +91,12 @@ async function waitForLeader(nodes: NodeSpec[]): Promise<StatusReply | undefined
   return undefined;
 }
 
-function printEndpoints(nodes: NodeSpec[], leader: StatusReply | undefined): void {
+function printEndpoints(nodes: NodeSpec[], leader: StatusReply | undefined, logs: string): void {
   console.log(`raftkv: ${nodes.length}-node cluster on loopback`);
   for (const n of nodes) console.log(`  node ${n.id}: client ${n.clientAddr}  peer ${n.peerAddr}  data ${n.dataDir}`);
-  console.log(leader ? `  leader: node ${leader.memberId} (term ${leader.raftTerm})` : '  leader: none yet (still electing?)');
+  // The usual cause: data directories made by a cluster on other ports keep their stored
+  // addresses (each kvd says so in its log).
+  console.log(leader ? `  leader: node ${leader.memberId} (term ${leader.raftTerm})` : `  leader: none after ${LEADER_WAIT_MS / 1000} s; see ${logs} (data directories created with other ports keep the stored addresses)`);
   console.log(`  try: npx kvctl --endpoints ${nodes.map((n) => n.clientAddr).join(',')} put hello world`);
 }
 
@@ -116,7 +118,7 @@ async function startForeground(o: ClusterOptions): Promise<void> {
       if (children.every((x) => x.exitCode !== null || x.signalCode !== null)) process.exit(0);
     });
   }
-  printEndpoints(nodes, await waitForLeader(nodes));
+  printEndpoints(nodes, await waitForLeader(nodes), 'the kvd lines above');
   console.log('  Ctrl-C stops all nodes.');
 }
 
@@ -129,7 +131,7 @@ async function startBackground(o: ClusterOptions): Promise<void> {
     const child = spawnNode(s, nodes, o, true);
     writeFileSync(pidFile(o, s.id), String(child.pid));
   }
-  printEndpoints(nodes, await waitForLeader(nodes));
+  printEndpoints(nodes, await waitForLeader(nodes), `the node logs in ${o.runDir}`);
   console.log(`  pids in ${o.runDir}; stop with: npm run cluster -- stop`);
 }
 

@@ -114,6 +114,15 @@ export async function main(): Promise<void> {
     process.exit(1);
   }
   process.stderr.write(`kvd: node ${cfg.id} serving clients on ${cfg.clientAddr}, peers on ${cfg.peerAddr}\n`);
+  const conflicts = node.host.memberAddressConflicts;
+  if (conflicts.length > 0) {
+    const list = conflicts.map((c) => `node ${c.id} is stored at ${c.stored.peerAddr}/${c.stored.clientAddr}, --peers says ${c.given.peerAddr}/${c.given.clientAddr}`).join('; ');
+    process.stderr.write(
+      `kvd: warning: ${cfg.dataDir} holds a membership with other addresses than --peers (${list}). ` +
+        'The stored addresses are used (--peers only bootstraps a new cluster), so the members must run there; ' +
+        'restart with the original addresses, or use fresh data directories.\n',
+    );
+  }
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;

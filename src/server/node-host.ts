@@ -82,6 +82,8 @@ export class NodeHost {
   private tickTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private members = new Map<NodeId, MemberContext>();
+  /** Where `--peers` disagreed with the stored membership at start (the stored one is used). */
+  memberAddressConflicts: readonly MemberAddressConflict[] = [];
   /** Monotonic ms when we last heard from a leader (or were one). */
   lastLeaderContactMs = performance.now();
   /**
@@ -139,10 +141,12 @@ export class NodeHost {
     cfg: NodeConfig,
     deps: { db: NodeDb; storage: LevelRaftStorage; sm: KvStateMachine; transport: Transport; log: PinoLogger },
   ): Promise<NodeHost> {
-    const members = await loadMembers(deps.db, cfg.initialCluster);
+    const { members, conflicts } = await loadMembers(deps.db, cfg.initialCluster);
+    if (conflicts.length > 0) deps.log.warn({ conflicts }, 'the membership stored in the data directory differs from --peers; the stored addresses are used');
     const fresh = deps.storage.lastIndex() === 0 && deps.storage.hardState().term === 0;
     if (fresh && !cfg.join) await bootstrap(cfg, deps.storage);
     const host = new NodeHost(cfg, deps.storage, deps.sm, deps.transport, deps.log, members);
+    host.memberAddressConflicts = conflicts;
     for (const [id, m] of members) if (id !== cfg.id) deps.transport.addPeer(id, m.peerAddr);
     deps.transport.onMessage((msgs) => host.receive(msgs));
     deps.transport.onUnreachable((peer) => host.enqueueAdmin(() => host.rawNode.reportUnreachable(peer)));
@@ -680,12 +684,34 @@ async function bootstrap(cfg: NodeConfig, storage: LevelRaftStorage): Promise<vo
   await storage.save({ hardState: b.hardState, entries: b.entries });
 }
 
-async function loadMembers(db: NodeDb, initial: PeerSpec[]): Promise<Map<NodeId, MemberContext>> {
+/** A member whose addresses in the data directory differ from the ones `--peers` gives. */
+export interface MemberAddressConflict {
+  id: NodeId;
+  stored: MemberContext;
+  given: MemberContext;
+}
+
+/**
+ * The members as this node knows them: the applied membership stored in the data directory,
+ * falling back to `--peers` for ids it does not hold (a node that has applied nothing yet).
+ * Like etcd's --initial-cluster, `--peers` only bootstraps: addresses change through
+ * membership changes, so the stored ones win; `conflicts` lists where the flags disagree (a
+ * cluster restarted on other ports would otherwise sit in elections with no word of why).
+ */
+async function loadMembers(db: NodeDb, initial: PeerSpec[]): Promise<{ members: Map<NodeId, MemberContext>; conflicts: MemberAddressConflict[] }> {
   const members = new Map<NodeId, MemberContext>();
   for (const p of initial) members.set(p.id, { peerAddr: p.peerAddr, clientAddr: p.clientAddr });
   const raw = await db.get(MEMBERS_KEY);
-  if (raw) {
-    for (const [id, m] of JSON.parse(new TextDecoder().decode(raw)) as Array<[NodeId, MemberContext]>) members.set(id, m);
+  const stored = new Map<NodeId, MemberContext>(raw ? (JSON.parse(new TextDecoder().decode(raw)) as Array<[NodeId, MemberContext]>) : []);
+  for (const [id, m] of stored) members.set(id, m);
+  return { members, conflicts: memberAddressConflicts(stored, initial) };
+}
+
+export function memberAddressConflicts(stored: ReadonlyMap<NodeId, MemberContext>, given: readonly PeerSpec[]): MemberAddressConflict[] {
+  const out: MemberAddressConflict[] = [];
+  for (const p of given) {
+    const s = stored.get(p.id);
+    if (s && (s.peerAddr !== p.peerAddr || s.clientAddr !== p.clientAddr)) out.push({ id: p.id, stored: s, given: { peerAddr: p.peerAddr, clientAddr: p.clientAddr } });
   }
-  return members;
+  return out;
 }
