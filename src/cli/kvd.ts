@@ -7,7 +7,10 @@
 // cluster (after `kvctl member add`) gets `--join` and the current members in `--peers`.
 
 import { readFileSync } from 'node:fs';
+import { format } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
+import pino from 'pino';
 import { defaultNodeConfig, type NodeConfig, type PeerSpec } from '../server/config.js';
 import { startNode } from '../server/server.js';
 
@@ -106,6 +109,10 @@ export async function main(): Promise<void> {
     process.stderr.write(`kvd: ${(e as Error).message}\n`);
     process.exit(2);
   }
+  // grpc-js writes its own errors to stderr ("E No address added ..."); what matters of them
+  // reaches the user as our own message, the rest is detail for --log-level debug.
+  const grpcLog = pino({ level: cfg.logLevel, base: { node: cfg.id, component: 'grpc-js' } }, pino.destination(2));
+  grpc.setLogger({ error: (...args: unknown[]) => grpcLog.debug(format(...args)) });
   let node;
   try {
     node = await startNode(cfg);

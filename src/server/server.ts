@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { kvServiceDefinition } from '../wire/kv-proto.js';
+import { bindInsecure } from '../wire/grpc-service.js';
 import { KvStateMachine } from '../state-machine/index.js';
 import { LevelRaftStorage, openNodeDb, type NodeDb } from '../storage/index.js';
 import { FaultyTransport, GrpcTransport } from '../transport/index.js';
@@ -31,12 +32,15 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   const log = pino({ level: cfg.logLevel, base: { node: cfg.id } }, pino.destination(2));
   const db: NodeDb = await openNodeDb(cfg.dataDir);
   let grpcTransport: GrpcTransport | undefined;
+  let host: NodeHost | undefined;
+  let keeper: LeaseKeeper | undefined;
   try {
     const storage = await LevelRaftStorage.open(db);
     const sm = await KvStateMachine.open(db, cfg.stateMachine);
     grpcTransport = await GrpcTransport.start({ id: cfg.id, listenAddr: cfg.peerAddr, logger: log });
     const transport = new FaultyTransport(grpcTransport);
-    const host = await NodeHost.start(cfg, { db, storage, sm, transport, log });
+    host = await NodeHost.start(cfg, { db, storage, sm, transport, log });
+    const started = host;
     const service = new KvService(host, transport);
     const server = new grpc.Server({
       'grpc.max_receive_message_length': cfg.limits.maxRequestBytes,
@@ -46,29 +50,28 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     server.addService(kvServiceDefinition('KV'), service.handlers());
     server.addService(kvServiceDefinition('Cluster'), service.clusterHandlers());
     server.addService(kvServiceDefinition('Admin'), service.adminHandlers());
-    const keeper = new LeaseKeeper(host, { now: () => host.nowMs() });
+    const leaseKeeper = new LeaseKeeper(host, { now: () => started.nowMs() });
+    keeper = leaseKeeper;
     const lockService = new LockService(host, keeper);
     server.addService(concurrencyServiceDefinition('Lease'), lockService.leaseHandlers());
     server.addService(concurrencyServiceDefinition('Lock'), lockService.lockHandlers());
     server.addService(concurrencyServiceDefinition('Election'), lockService.electionHandlers());
     keeper.start();
     server.addService(kvServiceDefinition('Watch'), new WatchService(host).handlers());
-    const clientPort = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(cfg.clientAddr, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-    );
+    const clientPort = await bindInsecure(server, cfg.clientAddr, 'client address');
     log.info({ clientPort, peerPort: grpcTransport.port }, 'node started');
     const peerTransport = grpcTransport;
     return {
-      host,
-      leaseKeeper: keeper,
+      host: started,
+      leaseKeeper,
       clientPort,
       peerPort: grpcTransport.port,
       stop: async () => {
-        keeper.stop();
+        leaseKeeper.stop();
         lockService.close();
         // Stop the host first so long-lived streams (watches) end and in-flight calls fail fast;
         // then give the gRPC server a bounded grace period before forcing it down.
-        const hostStopped = host.stop();
+        const hostStopped = started.stop();
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {
             server.forceShutdown();
@@ -86,6 +89,9 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       },
     };
   } catch (e) {
+    // E.g. the client address is taken: the started host must not keep ticking on a closed db.
+    keeper?.stop();
+    await host?.stop();
     await grpcTransport?.close();
     await db.close();
     throw e;

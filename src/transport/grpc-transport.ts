@@ -6,6 +6,7 @@ import { pino, type Logger } from 'pino';
 import type { Message, NodeId } from '../raft/index.js';
 import { raftServiceDefinition, type MessageBatch, type SnapshotAck, type SnapshotChunk, type StreamSummary } from './codec.js';
 import { PeerSender } from './peer-sender.js';
+import { bindInsecure } from '../wire/grpc-service.js';
 import { DEFAULT_MAX_QUEUED_MESSAGES, type MessageHandler, type SnapshotStatusHandler, type Transport, type UnreachableHandler } from './transport.js';
 
 export interface GrpcTransportOptions {
@@ -60,9 +61,7 @@ export class GrpcTransport implements Transport {
     const server = new grpc.Server({ 'grpc.max_receive_message_length': o.maxReceiveMessageBytes ?? DEFAULTS.maxReceiveMessageBytes, 'grpc.enable_channelz': 0 });
     const t = new GrpcTransport(o, server);
     server.addService(raftServiceDefinition(), { Stream: t.handleStream.bind(t), SendSnapshot: t.handleSnapshot.bind(t) });
-    t.port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(o.listenAddr, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-    );
+    t.port = await bindInsecure(server, o.listenAddr, 'peer address');
     return t;
   }
 

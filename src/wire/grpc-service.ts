@@ -1,7 +1,7 @@
 // Builds @grpc/grpc-js service definitions from a protobufjs reflection Root with our own
 // serializers (Type.encode/decode), instead of @grpc/proto-loader's slower toObject path.
 
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 
 export function serviceDefinition(root: protobuf.Root, serviceFullName: string): grpc.ServiceDefinition {
@@ -28,4 +28,20 @@ export function serviceDefinition(root: protobuf.Root, serviceFullName: string):
 /** protobufjs already returns a Buffer on Node; wrap (never copy) anything else. */
 export function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+/**
+ * Binds `server` to `addr` without TLS; resolves with the port. An address another process
+ * holds becomes one plain sentence (grpc-js reports "No address added out of total 1
+ * resolved errors: [listen EADDRINUSE ...]"; it exposes no error code, so its text is read
+ * here, for the message only).
+ */
+export function bindInsecure(server: grpc.Server, addr: string, what: string): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      if (!err) return resolve(port);
+      if (err.message.includes('EADDRINUSE')) return reject(new Error(`${what} ${addr} is already in use by another process (EADDRINUSE)`, { cause: err }));
+      reject(err);
+    }),
+  );
 }
