@@ -57,8 +57,35 @@ function nonNegativeInt(name: string, v: string): number {
   return n;
 }
 
+/** The options a --config file may set: every flag but --config, in camelCase. */
+const CONFIG_FILE_KEYS: ReadonlySet<string> = new Set<keyof KvdFlags>([
+  'id', 'dataDir', 'clientAddr', 'peerAddr', 'peers', 'join', 'tickMs', 'electionTicks',
+  'snapshotEntries', 'compactionLag', 'retainRevisions', 'commitNoticeDelayMs', 'logLevel',
+]);
+
+/** Reads a --config file; a misspelt option is an error, not silently the default. */
+export function readConfigFile(path: string): Partial<KvdFlags> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--config ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`--config ${path}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError(`--config ${path}: must hold a JSON object of options`);
+  const unknown = Object.keys(parsed).filter((k) => !CONFIG_FILE_KEYS.has(k));
+  if (unknown.length > 0) throw new UsageError(`--config ${path}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${[...CONFIG_FILE_KEYS].join(', ')})`);
+  // Numbers are fine in a file: the flag parsers read them like flag strings.
+  return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, typeof v === 'number' ? String(v) : v])) as Partial<KvdFlags>;
+}
+
 export function configFromFlags(f: KvdFlags): NodeConfig {
-  const file: Partial<KvdFlags> = f.config ? (JSON.parse(readFileSync(f.config, 'utf8')) as Partial<KvdFlags>) : {};
+  const file: Partial<KvdFlags> = f.config ? readConfigFile(f.config) : {};
   const merged: KvdFlags = { ...file, ...Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined)) };
   const id = positiveInt('id', merged.id, 0);
   if (!merged.dataDir) throw new UsageError('--data-dir is required');
