@@ -46,6 +46,8 @@
 //   --workers-per-channel N [16]          as kv-bench: one SDK client / gRPC channel per 16 workers
 //   --tick-ms N [100]  --out DIR [bench/out]  (node data and logs under DIR/run-primitives/)
 //   --impl raftkv-add,raftkv-cas,etcd-cas,etcd-cas-fg [all]   contention: only these
+//   --rounds N [1]                        contention: run every impl N times, the order reversed
+//                                         in even rounds; tables show medians, ratios each round's
 //   --cpu-prof                            kvd nodes under `node --cpu-prof` (DIR/prof/nN/)
 //
 // Clusters use ports 27001-27003/27101-27103 (raftkv) and 22379../22380.. (etcd), apart from
@@ -60,7 +62,7 @@ import * as grpc from '@grpc/grpc-js';
 import { etcdRoot } from './etcd-proto.js';
 import { KvClient, KvClientError, StatusCode, text } from '../src/client/index.js';
 import { serviceDefinition } from '../src/wire/grpc-service.js';
-import { channelOptions, cpuSeconds, etcdInstalled, prepareRun, etcdSystem, fmt, percentile, progress, raftkvSystem, sleep, startEtcd, startRaftkv, stopAll, type System } from './kv-bench.js';
+import { channelOptions, cpuSeconds, etcdInstalled, prepareRun, etcdSystem, fmt, median, percentile, progress, raftkvSystem, sleep, startEtcd, startRaftkv, stopAll, type System } from './kv-bench.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CALL_TIMEOUT_MS = 10_000;
@@ -75,6 +77,7 @@ interface Options {
   etcd: boolean;
   durationS: number;
   warmupS: number;
+  rounds: number;
   counters: number;
   concurrency: number;
   lowStart: number;
@@ -92,10 +95,10 @@ interface Options {
   out: string;
 }
 
-const USAGE = 'usage: npm run bench:primitives -- [--only contention,locks,watch] [--target raftkv|both] [--duration S] [--warmup S] [--counters K] [-c N] [--low-start N] [--lock-duration S] [--watch-keys N] [--watchers 1,8] [--writer-c N] [--value-bytes N] [--workers-per-channel N] [--tick-ms N] [--impl raftkv-add,raftkv-cas,etcd-cas,etcd-cas-fg] [--cpu-prof] [--out DIR]';
+const USAGE = 'usage: npm run bench:primitives -- [--only contention,locks,watch] [--target raftkv|both] [--duration S] [--warmup S] [--rounds N] [--counters K] [-c N] [--low-start N] [--lock-duration S] [--watch-keys N] [--watchers 1,8] [--writer-c N] [--value-bytes N] [--workers-per-channel N] [--tick-ms N] [--impl raftkv-add,raftkv-cas,etcd-cas,etcd-cas-fg] [--cpu-prof] [--out DIR]';
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { only: [...SECTIONS], etcd: true, durationS: 10, warmupS: 2, counters: 16, concurrency: 64, lowStart: 200, lockDurationS: 6, watchKeys: 10_000, watchers: [1, 8], writerC: 16, valueBytes: 128, workersPerChannel: 16, tickMs: 100, cpuProf: false, out: join(ROOT, 'bench/out') };
+  const o: Options = { only: [...SECTIONS], etcd: true, durationS: 10, warmupS: 2, rounds: 1, counters: 16, concurrency: 64, lowStart: 200, lockDurationS: 6, watchKeys: 10_000, watchers: [1, 8], writerC: 16, valueBytes: 128, workersPerChannel: 16, tickMs: 100, cpuProf: false, out: join(ROOT, 'bench/out') };
   const num = (flag: string, v: string | undefined, min = 1): number => {
     const n = Number(v);
     if (v === undefined || !Number.isInteger(n) || n < min) throw new Error(`${flag} needs an integer >= ${min}, got "${v}"`);
@@ -123,6 +126,7 @@ function parseArgs(argv: string[]): Options {
       }
       case '--duration': o.durationS = num(a, take()); break;
       case '--warmup': o.warmupS = num(a, take(), 0); break;
+      case '--rounds': o.rounds = Math.floor(num(a, take())); break;
       case '--counters': o.counters = num(a, take()); break;
       case '-c': case '--concurrency': o.concurrency = num(a, take()); break;
       case '--low-start': o.lowStart = num(a, take()); break;
@@ -291,6 +295,8 @@ interface ContentionResult {
   serverCpuUsPerSuccess: number;
   /** Final state check: sum(initial) - successes == sum(final), and no counter below 0. */
   check: string;
+  /** 1-based round (--rounds); absent in a median row. */
+  round?: number;
 }
 
 type DecOutcome = { ok: boolean; retries: number };
@@ -472,8 +478,55 @@ async function runContention(cl: Cluster, o: Options, variant: 'high' | 'low', i
   return r;
 }
 
-function contentionTables(rs: ContentionResult[]): string {
+/** One row per (variant, impl): the median of each figure over the rounds; counts summed, checks joined. */
+function contentionMedians(rs: ContentionResult[]): ContentionResult[] {
+  const groups = new Map<string, ContentionResult[]>();
+  for (const r of rs) groups.set(`${r.variant}|${r.impl}`, [...(groups.get(`${r.variant}|${r.impl}`) ?? []), r]);
+  return [...groups.values()].map((g) => {
+    const m = (f: (r: ContentionResult) => number | undefined): number => median(g.map((r) => f(r) ?? NaN));
+    const sum = (f: (r: ContentionResult) => number): number => g.reduce((n, r) => n + f(r), 0);
+    const checks = [...new Set(g.map((r) => r.check))];
+    return {
+      ...g[0]!,
+      round: undefined,
+      successPerSec: m((r) => r.successPerSec),
+      successes: sum((r) => r.successes),
+      retries: sum((r) => r.retries),
+      retriesPerSuccess: m((r) => r.retriesPerSuccess),
+      refusals: sum((r) => r.refusals),
+      errors: sum((r) => r.errors),
+      p50: m((r) => r.p50),
+      p99: m((r) => r.p99),
+      p999: m((r) => r.p999),
+      drainS: m((r) => r.drainS),
+      refusalsPerSecEmpty: m((r) => r.refusalsPerSecEmpty),
+      serverCpuUsPerSuccess: m((r) => r.serverCpuUsPerSuccess),
+      check: checks.length === 1 ? checks[0]! : checks.join('; '),
+    };
+  });
+}
+
+/** Each round's ratios of raftkv add to the others (measured minutes apart at most). */
+function roundRatioTable(rs: ContentionResult[]): string {
+  const t = [['variant', 'round', 'add / etcd cas', 'add / etcd cas-fg', 'add / raftkv cas']];
+  const rounds = [...new Set(rs.map((r) => r.round).filter((x): x is number => x !== undefined))];
+  const ratio = (v: string, round: number | undefined, impl: CounterImpl): number => {
+    const add = rs.find((r) => r.variant === v && r.round === round && r.impl === 'raftkv add')?.successPerSec ?? NaN;
+    return add / (rs.find((r) => r.variant === v && r.round === round && r.impl === impl)?.successPerSec ?? NaN);
+  };
+  for (const v of ['high', 'low'] as const) {
+    const per = (impl: CounterImpl): number[] => rounds.map((k) => ratio(v, k, impl));
+    for (const k of rounds) t.push([v, String(k), `${fmt(ratio(v, k, 'etcd cas'), 1)}x`, `${fmt(ratio(v, k, 'etcd cas-fg'), 1)}x`, `${fmt(ratio(v, k, 'raftkv cas'), 1)}x`]);
+    if (rounds.length > 0) t.push([v, 'median', `${fmt(median(per('etcd cas')), 1)}x`, `${fmt(median(per('etcd cas-fg')), 1)}x`, `${fmt(median(per('raftkv cas')), 1)}x`]);
+  }
+  return `successful decrements/s ratios by round (target: raftkv add >= 5x etcd)\n${render(t)}`;
+}
+
+function contentionTables(all: ContentionResult[]): string {
+  const byRound = all.some((r) => r.round !== undefined);
+  const rs = byRound ? contentionMedians(all) : all;
   const out: string[] = [];
+  if (byRound) out.push(`medians of ${new Set(all.map((r) => r.round)).size} rounds`);
   const high = rs.filter((r) => r.variant === 'high');
   if (high.length) {
     const t = [['impl', 'succ dec/s', 'retries/succ', 'p50 ms', 'p99 ms', 'p999 ms', 'refusals', 'errors', 'srv cpu us/dec', 'check']];
@@ -493,6 +546,7 @@ function contentionTables(rs: ContentionResult[]): string {
     ratios.push([v, `${fmt(get('raftkv add') / get('etcd cas'), 1)}x`, `${fmt(get('raftkv add') / get('etcd cas-fg'), 1)}x`, `${fmt(get('raftkv add') / get('raftkv cas'), 1)}x`]);
   }
   if (ratios.length > 1) out.push(`successful decrements/s ratios (target: raftkv add >= 5x etcd)\n${render(ratios)}`);
+  if (byRound) out.push(roundRatioTable(all));
   return out.join('\n\n');
 }
 
@@ -874,10 +928,15 @@ async function main(): Promise<void> {
   if (o.only.includes('contention')) {
     progress(`contention: ${o.counters} counters, C=${o.concurrency}\n`);
     const impls = COUNTER_IMPLS.filter((i) => (o.impls ?? COUNTER_IMPLS).includes(i) && (needEtcd || !i.startsWith('etcd')));
-    for (const variant of ['high', 'low'] as const) {
-      for (const impl of impls) {
-        await refreshLeaders();
-        contention.push(await runContention(cl, o, variant, impl, runId));
+    for (let round = 1; round <= o.rounds; round++) {
+      // Reversed in even rounds so a drift of the machine's speed favours no impl.
+      const order = round % 2 === 1 ? impls : [...impls].reverse();
+      for (const variant of ['high', 'low'] as const) {
+        for (const impl of order) {
+          await refreshLeaders();
+          if (o.rounds > 1) progress(`  round ${round}/${o.rounds}\n`);
+          contention.push({ ...(await runContention(cl, o, variant, impl, `${runId}${o.rounds > 1 ? `-r${round}` : ''}`)), ...(o.rounds > 1 ? { round } : {}) });
+        }
       }
     }
   }
