@@ -3,18 +3,10 @@
 // under every model up to strict-serializable.
 import type { History, Op } from '../history.js';
 import type { ElleModel } from './types.js';
+import { seededRandom } from '../lin/random.js';
 
-/** mulberry32: small, fast, seeded PRNG; returns floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: small, fast, seeded PRNG; returns floats in [0, 1) (the checker's one copy). */
+export const prng: (seed: number) => () => number = seededRandom;
 
 export interface GenOptions {
   model: ElleModel;
