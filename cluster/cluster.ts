@@ -9,7 +9,7 @@
 // --data-dir (default ./data, ignored by git), one directory per node.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -125,7 +125,7 @@ async function startForeground(o: ClusterOptions): Promise<void> {
 async function startBackground(o: ClusterOptions): Promise<void> {
   const nodes = specs(o);
   for (const s of nodes) {
-    if (existsSync(pidFile(o, s.id)) && isRunning(readPid(o, s.id))) throw new Error(`node ${s.id} already runs (pid ${readPid(o, s.id)}); stop it first`);
+    if (existsSync(pidFile(o, s.id)) && isOurNode(readPid(o, s.id))) throw new Error(`node ${s.id} already runs (pid ${readPid(o, s.id)}); stop it first`);
   }
   for (const s of nodes) {
     const child = spawnNode(s, nodes, o, true);
@@ -148,18 +148,49 @@ function isRunning(pid: number): boolean {
   }
 }
 
+/**
+ * The pid from a pid file still runs our kvd. Where /proc exists its command line must name
+ * the kvd shim: a stale pid file must never make `stop` signal whatever process got the pid since.
+ */
+function isOurNode(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0 || !isRunning(pid)) return false;
+  const cmdline = `/proc/${pid}/cmdline`;
+  if (!existsSync('/proc/self/cmdline')) return true;
+  try {
+    return readFileSync(cmdline, 'utf8').split('\0').includes(KVD);
+  } catch {
+    return false;
+  }
+}
+
+/** Node ids with a pid file in the run directory: every node `start` wrote, whatever --nodes says now. */
+function startedIds(o: ClusterOptions): number[] {
+  if (!existsSync(o.runDir)) return [];
+  return readdirSync(o.runDir)
+    .map((f) => /^n(\d+)\.pid$/.exec(f))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => a - b);
+}
+
+/** How long a node may take to exit after SIGTERM before it gets SIGKILL. */
+const STOP_GRACE_MS = 5_000;
+
 async function stop(o: ClusterOptions): Promise<void> {
-  for (const s of specs(o)) {
-    const f = pidFile(o, s.id);
-    if (!existsSync(f)) continue;
-    const pid = readPid(o, s.id);
-    if (isRunning(pid)) {
-      process.kill(pid, 'SIGTERM');
-      for (let i = 0; i < 50 && isRunning(pid); i++) await new Promise((r) => setTimeout(r, 100));
-      if (isRunning(pid)) process.kill(pid, 'SIGKILL');
-      console.log(`stopped node ${s.id} (pid ${pid})`);
+  const ids = startedIds(o);
+  if (ids.length === 0) console.log(`raftkv: no pid files in ${o.runDir}: nothing to stop`);
+  const nodes = ids.map((id) => ({ id, pid: readPid(o, id) }));
+  const ours = nodes.filter((n) => isOurNode(n.pid));
+  // All at once: one by one, each waited for the others' shutdown in turn.
+  for (const n of ours) process.kill(n.pid, 'SIGTERM');
+  for (let waited = 0; waited < STOP_GRACE_MS && ours.some((n) => isRunning(n.pid)); waited += 100) await new Promise((r) => setTimeout(r, 100));
+  for (const n of nodes) {
+    if (!ours.includes(n)) console.log(`node ${n.id} (pid ${n.pid}) was not running (stale pid file removed)`);
+    else {
+      if (isRunning(n.pid)) process.kill(n.pid, 'SIGKILL');
+      console.log(`stopped node ${n.id} (pid ${n.pid})`);
     }
-    rmSync(f);
+    rmSync(pidFile(o, n.id));
   }
 }
 

@@ -37,9 +37,6 @@ const DEFAULTS = {
   maxReceiveMessageBytes: 64 * 1024 * 1024,
 };
 
-/** Wait this long for in-flight calls on close() before cutting them. */
-const SHUTDOWN_GRACE_MS = 1_000;
-
 export class GrpcTransport implements Transport {
   private handler: MessageHandler = () => {};
   private unreachable: UnreachableHandler = () => {};
@@ -170,15 +167,9 @@ export class GrpcTransport implements Transport {
   async close(): Promise<void> {
     for (const p of this.peers.values()) p.close();
     this.peers.clear();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, SHUTDOWN_GRACE_MS);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    // No grace period: the inbound streams are live peers' long-lived Raft streams, which never
+    // end by themselves (a graceful shutdown just waited out its 1 s timeout on every stop),
+    // and Raft retransmits whatever a cut stream lost.
+    this.server.forceShutdown();
   }
 }
