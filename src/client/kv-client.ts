@@ -585,7 +585,7 @@ function toClientError(e: unknown, endpoint: string | undefined): KvClientError 
     const notApplied = metadataString(se.metadata, NOT_APPLIED_METADATA_KEY) === '1';
     const counter = metadataString(se.metadata, COUNTER_VALUE_METADATA_KEY);
     const compacted = metadataString(se.metadata, COMPACT_REVISION_METADATA_KEY);
-    return new KvClientError(se.code, se.details ?? se.message ?? '', {
+    return new KvClientError(se.code, tidyDetails(se.details ?? se.message ?? ''), {
       endpoint,
       notApplied,
       ...(leaderHint ? { leaderHint } : {}),
@@ -1077,4 +1077,9 @@ function faultsOf(f: FaultConfig | null | undefined): FaultConfig {
     partitionFrom: (f?.partitionFrom ?? []).map(Number),
     partitionDirection: f?.partitionDirection ?? PartitionDirection.Both,
   };
+}
+
+/** grpc-js ends connection errors with "Resolution note: " and nothing after it on loopback; drop the empty tail. */
+export function tidyDetails(details: string): string {
+  return details.replace(/\.? Resolution note: *$/, '');
 }
