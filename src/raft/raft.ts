@@ -89,6 +89,8 @@ export class Raft {
   readonly readOnly = new ReadOnly();
   private pendingReadIndexMessages: Message[] = [];
   private votes = new Map<NodeId, boolean>();
+  /** Reused by the quorum computations (commit index, lease start) so they allocate nothing. */
+  private readonly quorumScratch: number[] = [];
   /** Entries were proposed since the last broadcast. */
   appendsPending = false;
   msgs: Message[] = [];
@@ -346,12 +348,12 @@ export class Raft {
 
   /** The quorum-th newest acknowledged heartbeat send tick among voters (self counts as now). */
   leaseStartTick(): number {
-    const acked: number[] = [];
+    const acked = this.quorumScratch;
+    acked.length = 0;
     for (const id of this.voters) {
       acked.push(id === this.id ? this.tickCount : (this.prs.get(id)?.ackedHeartbeatSentTick ?? -1));
     }
-    acked.sort((a, b) => b - a);
-    return acked[this.quorum() - 1] ?? -1;
+    return kthLargest(acked, this.quorum()) ?? -1;
   }
 
   // ---------------------------------------------------------------- step
@@ -569,11 +571,11 @@ export class Raft {
 
   /** Commits the highest index a quorum of voters has; returns true if commit advanced. */
   private maybeCommitAsLeader(): boolean {
-    const matches: number[] = [];
+    const matches = this.quorumScratch;
+    matches.length = 0;
     for (const id of this.voters) matches.push(this.prs.get(id)?.match ?? 0);
     if (matches.length === 0) return false;
-    matches.sort((a, b) => b - a);
-    const mci = matches[this.quorum() - 1]!;
+    const mci = kthLargest(matches, this.quorum())!;
     const before = this.log.committed;
     if (this.bugs.commitPreviousTermByCounting) {
       if (mci > this.log.committed) this.log.commitTo(mci);
@@ -931,4 +933,19 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/**
+ * The k-th largest of `xs` (1-based), sorting `xs` in place, descending; undefined if k is out
+ * of range. Insertion sort: a handful of voters, and Array.prototype.sort allocated ~800 bytes
+ * of merge state per call (this runs on every append response, as etcd's quorum code knows).
+ */
+export function kthLargest(xs: number[], k: number): number | undefined {
+  for (let i = 1; i < xs.length; i++) {
+    const x = xs[i]!;
+    let j = i - 1;
+    for (; j >= 0 && xs[j]! < x; j--) xs[j + 1] = xs[j]!;
+    xs[j + 1] = x;
+  }
+  return k >= 1 && k <= xs.length ? xs[k - 1] : undefined;
 }

@@ -6,6 +6,7 @@ import { decodeConfChange, encodeConfChange } from '../../src/raft/conf-change-c
 import { Unstable } from '../../src/raft/log-unstable.js';
 import { Inflights, Progress, ProgressState } from '../../src/raft/progress.js';
 import { RaftLog } from '../../src/raft/raft-log.js';
+import { kthLargest } from '../../src/raft/raft.js';
 import { RawNode } from '../../src/raft/rawnode.js';
 import { CompactedError, MemoryStorage } from '../../src/raft/storage.js';
 import { ConfChangeType, EntryType, MessageType, emptyMessage, type Entry } from '../../src/raft/types.js';
@@ -271,5 +272,29 @@ describe('invariants', () => {
     expect(() => rn.propose(new Uint8Array([1]))).toThrow(InvariantViolation);
     rn.advance(rd);
     expect(() => rn.advance(rd)).toThrow(InvariantViolation);
+  });
+});
+
+describe('kthLargest (quorum index)', () => {
+  it('matches a sort-based reference on random small arrays, duplicates included', () => {
+    let seed = 12345;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    for (let trial = 0; trial < 2_000; trial++) {
+      const xs = Array.from({ length: 1 + rand(9) }, () => rand(6));
+      const ref = [...xs].sort((a, b) => b - a);
+      const k = 1 + rand(xs.length);
+      expect(kthLargest(xs, k)).toBe(ref[k - 1]);
+      expect(xs).toEqual(ref);
+    }
+  });
+
+  it('is undefined for k outside 1..length', () => {
+    expect(kthLargest([], 1)).toBeUndefined();
+    expect(kthLargest([3, 1], 0)).toBeUndefined();
+    expect(kthLargest([3, 1], 3)).toBeUndefined();
+    expect(kthLargest([1, 3, 2], 2)).toBe(2);
   });
 });
