@@ -1,19 +1,18 @@
 // kvd on an address another process holds: exit 1 with one plain line naming the address
 // (it used to print grpc-js's "E No address added out of total 1 resolved ..." twice over).
 
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runNode, type RunResult } from '../../src/cli/test-run.js';
 import { freePorts } from '../../src/client/test-cluster.js';
 import { defaultNodeConfig } from '../../src/server/config.js';
 import { startNode } from '../../src/server/server.js';
 
 const KVD = fileURLToPath(new URL('../../src/cli/kvd.mjs', import.meta.url));
-const SPAWN_KILL_MS = 45_000;
 
 let root: string;
 let squatter: Server;
@@ -31,18 +30,8 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-function kvd(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [KVD, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    const timer = setTimeout(() => child.kill('SIGKILL'), SPAWN_KILL_MS);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
+function kvd(args: string[]): Promise<RunResult> {
+  return runNode([KVD, ...args]);
 }
 
 describe('kvd on an address in use', () => {
