@@ -154,10 +154,9 @@ function isRunning(pid: number): boolean {
  */
 function isOurNode(pid: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0 || !isRunning(pid)) return false;
-  const cmdline = `/proc/${pid}/cmdline`;
   if (!existsSync('/proc/self/cmdline')) return true;
   try {
-    return readFileSync(cmdline, 'utf8').split('\0').includes(KVD);
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(KVD);
   } catch {
     return false;
   }

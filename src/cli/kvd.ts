@@ -57,11 +57,33 @@ function nonNegativeInt(name: string, v: string): number {
   return n;
 }
 
+/** kvd's flags (the one list: --help and the --config file keys both come from it). */
+function kvdProgram(): Command {
+  return new Command()
+    .name('kvd')
+    .description('Run one raftkv node')
+    .option('--id <n>', 'member id (positive integer)')
+    .option('--data-dir <dir>', 'data directory (LevelDB); one node per directory')
+    .option('--client-addr <host:port>', 'client gRPC address')
+    .option('--peer-addr <host:port>', 'peer (Raft) gRPC address')
+    .option('--peers <list>', 'founding members: id=peerHost:port/clientHost:port,...')
+    .option('--join', 'join a running cluster (start empty, wait for the leader)')
+    .option('--tick-ms <ms>', 'Raft tick interval in milliseconds (default 100)')
+    .option('--election-ticks <n>', 'election timeout in ticks (default 10)')
+    .option('--snapshot-entries <n>', 'snapshot and compact every N applied entries (default 10000)')
+    .option('--compaction-lag <n>', 'entries kept behind a snapshot for slow followers (default 1000)')
+    .option('--retain-revisions <n>', 'MVCC: automatic compaction keeps the last N revisions readable, 0 = off (default 100000; must match on every member)')
+    .option('--commit-notice-delay-ms <ms>', 'a leader holds commit-only appends this long so the next append carries them, 0 = send at once (default 2)')
+    .option('--log-level <level>', 'pino level: fatal|error|warn|info|debug (default warn)')
+    .option('--config <file>', 'JSON file with any of the flags above (camelCase); flags win');
+}
+
 /** The options a --config file may set: every flag but --config, in camelCase. */
-const CONFIG_FILE_KEYS: ReadonlySet<string> = new Set<keyof KvdFlags>([
-  'id', 'dataDir', 'clientAddr', 'peerAddr', 'peers', 'join', 'tickMs', 'electionTicks',
-  'snapshotEntries', 'compactionLag', 'retainRevisions', 'commitNoticeDelayMs', 'logLevel',
-]);
+const CONFIG_FILE_KEYS: ReadonlySet<string> = new Set(
+  kvdProgram()
+    .options.map((o) => o.attributeName())
+    .filter((k) => k !== 'config'),
+);
 
 /** Reads a --config file; a misspelt option is an error, not silently the default. */
 export function readConfigFile(path: string): Partial<KvdFlags> {
@@ -111,23 +133,7 @@ export function configFromFlags(f: KvdFlags): NodeConfig {
 }
 
 export async function main(): Promise<void> {
-  const program = new Command()
-    .name('kvd')
-    .description('Run one raftkv node')
-    .option('--id <n>', 'member id (positive integer)')
-    .option('--data-dir <dir>', 'data directory (LevelDB); one node per directory')
-    .option('--client-addr <host:port>', 'client gRPC address')
-    .option('--peer-addr <host:port>', 'peer (Raft) gRPC address')
-    .option('--peers <list>', 'founding members: id=peerHost:port/clientHost:port,...')
-    .option('--join', 'join a running cluster (start empty, wait for the leader)')
-    .option('--tick-ms <ms>', 'Raft tick interval in milliseconds (default 100)')
-    .option('--election-ticks <n>', 'election timeout in ticks (default 10)')
-    .option('--snapshot-entries <n>', 'snapshot and compact every N applied entries (default 10000)')
-    .option('--compaction-lag <n>', 'entries kept behind a snapshot for slow followers (default 1000)')
-    .option('--retain-revisions <n>', 'MVCC: automatic compaction keeps the last N revisions readable, 0 = off (default 100000; must match on every member)')
-    .option('--commit-notice-delay-ms <ms>', 'a leader holds commit-only appends this long so the next append carries them, 0 = send at once (default 2)')
-    .option('--log-level <level>', 'pino level: fatal|error|warn|info|debug (default warn)')
-    .option('--config <file>', 'JSON file with any of the flags above (camelCase); flags win');
+  const program = kvdProgram();
   program.parse();
   let cfg: NodeConfig;
   try {

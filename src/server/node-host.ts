@@ -82,8 +82,6 @@ export class NodeHost {
   private tickTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private members = new Map<NodeId, MemberContext>();
-  /** Where `--peers` disagreed with the stored membership at start (the stored one is used). */
-  memberAddressConflicts: readonly MemberAddressConflict[] = [];
   /** Monotonic ms when we last heard from a leader (or were one). */
   lastLeaderContactMs = performance.now();
   /**
@@ -114,6 +112,8 @@ export class NodeHost {
     private readonly transport: Transport,
     private readonly log: PinoLogger,
     members: Map<NodeId, MemberContext>,
+    /** Where `--peers` disagreed with the stored membership at start (the stored one is used). */
+    readonly memberAddressConflicts: readonly MemberAddressConflict[],
   ) {
     this.members = members;
     this.commitNotices = new CommitNoticeHold(cfg.commitNoticeDelayMs, (msgs) => this.transport.send(msgs), () => this.isLeader() && !this.stopped);
@@ -145,8 +145,7 @@ export class NodeHost {
     if (conflicts.length > 0) deps.log.warn({ conflicts }, 'the membership stored in the data directory differs from --peers; the stored addresses are used');
     const fresh = deps.storage.lastIndex() === 0 && deps.storage.hardState().term === 0;
     if (fresh && !cfg.join) await bootstrap(cfg, deps.storage);
-    const host = new NodeHost(cfg, deps.storage, deps.sm, deps.transport, deps.log, members);
-    host.memberAddressConflicts = conflicts;
+    const host = new NodeHost(cfg, deps.storage, deps.sm, deps.transport, deps.log, members, conflicts);
     for (const [id, m] of members) if (id !== cfg.id) deps.transport.addPeer(id, m.peerAddr);
     deps.transport.onMessage((msgs) => host.receive(msgs));
     deps.transport.onUnreachable((peer) => host.enqueueAdmin(() => host.rawNode.reportUnreachable(peer)));

@@ -31,16 +31,17 @@ export interface RunningNode {
 export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   const log = pino({ level: cfg.logLevel, base: { node: cfg.id } }, pino.destination(2));
   const db: NodeDb = await openNodeDb(cfg.dataDir);
-  let grpcTransport: GrpcTransport | undefined;
-  let host: NodeHost | undefined;
-  let keeper: LeaseKeeper | undefined;
+  // What a failed start must undo, newest first (e.g. the client address is taken: the started
+  // host must not keep ticking on a closed db).
+  const undo: Array<() => unknown> = [() => db.close()];
   try {
     const storage = await LevelRaftStorage.open(db);
     const sm = await KvStateMachine.open(db, cfg.stateMachine);
-    grpcTransport = await GrpcTransport.start({ id: cfg.id, listenAddr: cfg.peerAddr, logger: log });
-    const transport = new FaultyTransport(grpcTransport);
-    host = await NodeHost.start(cfg, { db, storage, sm, transport, log });
-    const started = host;
+    const peerTransport = await GrpcTransport.start({ id: cfg.id, listenAddr: cfg.peerAddr, logger: log });
+    undo.push(() => peerTransport.close());
+    const transport = new FaultyTransport(peerTransport);
+    const host = await NodeHost.start(cfg, { db, storage, sm, transport, log });
+    undo.push(() => host.stop());
     const service = new KvService(host, transport);
     const server = new grpc.Server({
       'grpc.max_receive_message_length': cfg.limits.maxRequestBytes,
@@ -50,28 +51,27 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     server.addService(kvServiceDefinition('KV'), service.handlers());
     server.addService(kvServiceDefinition('Cluster'), service.clusterHandlers());
     server.addService(kvServiceDefinition('Admin'), service.adminHandlers());
-    const leaseKeeper = new LeaseKeeper(host, { now: () => started.nowMs() });
-    keeper = leaseKeeper;
+    const keeper = new LeaseKeeper(host, { now: () => host.nowMs() });
     const lockService = new LockService(host, keeper);
     server.addService(concurrencyServiceDefinition('Lease'), lockService.leaseHandlers());
     server.addService(concurrencyServiceDefinition('Lock'), lockService.lockHandlers());
     server.addService(concurrencyServiceDefinition('Election'), lockService.electionHandlers());
     keeper.start();
+    undo.push(() => keeper.stop());
     server.addService(kvServiceDefinition('Watch'), new WatchService(host).handlers());
     const clientPort = await bindInsecure(server, cfg.clientAddr, 'client address');
-    log.info({ clientPort, peerPort: grpcTransport.port }, 'node started');
-    const peerTransport = grpcTransport;
+    log.info({ clientPort, peerPort: peerTransport.port }, 'node started');
     return {
-      host: started,
-      leaseKeeper,
+      host,
+      leaseKeeper: keeper,
       clientPort,
-      peerPort: grpcTransport.port,
+      peerPort: peerTransport.port,
       stop: async () => {
-        leaseKeeper.stop();
+        keeper.stop();
         lockService.close();
         // Stop the host first so long-lived streams (watches) end and in-flight calls fail fast;
         // then give the gRPC server a bounded grace period before forcing it down.
-        const hostStopped = started.stop();
+        const hostStopped = host.stop();
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {
             server.forceShutdown();
@@ -89,11 +89,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       },
     };
   } catch (e) {
-    // E.g. the client address is taken: the started host must not keep ticking on a closed db.
-    keeper?.stop();
-    await host?.stop();
-    await grpcTransport?.close();
-    await db.close();
+    for (const step of undo.reverse()) await step();
     throw e;
   }
 }

@@ -58,7 +58,8 @@ describe('startNode on a client address in use', () => {
     await new Promise((r) => setTimeout(r, 300)); // let earlier tests' timers run out
     const before = timers();
     await expect(startNode(cfg(taken))).rejects.toThrow(`client address ${taken} is already in use`);
-    // A host or lease keeper left running keeps its interval timer (and ticks on a closed db).
+    // A host left running keeps its tick timer (and ticks on a closed db). The lease keeper's
+    // timer is unref'd, so it does not show here.
     await new Promise((r) => setTimeout(r, 200));
     expect(timers()).toBe(before);
     const node = await startNode(cfg(`127.0.0.1:${clientPort}`));
