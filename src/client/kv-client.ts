@@ -50,6 +50,7 @@ import { lockWith, type LockHandle, type LockOptions } from './lock.js';
 import { Election } from './election.js';
 import { watchChanges, type WatchBatch, type WatchOptions } from './watch.js';
 import { runTransaction, type Transaction, type TransactionOptions } from './transaction.js';
+import { CallCoalescer, isBatchable, type CoalescerLimits } from './call-coalescer.js';
 
 export { CompareResult, CompareTarget, Consistency, PartitionDirection };
 export type { FaultConfig, KeyValue, Member, ReadHeader };
@@ -85,6 +86,16 @@ export interface KvClientOptions {
    * call's deadline (capped by it). Default 2000 ms.
    */
   attemptTimeoutMs?: number;
+  /**
+   * Coalesce concurrent KV calls (put, get, delete, range, txn, add) to one server into
+   * KV.Batch calls (see call-coalescer.ts): each keeps its own result, status, deadline and
+   * retries; a call with nothing else in flight still goes out alone at once. Default true.
+   */
+  coalesceCalls?: boolean;
+  /** Most calls in one coalesced batch. Default 64. */
+  maxBatchItems?: number;
+  /** Most encoded request bytes in one coalesced batch (a larger call goes alone). Default 256 KiB. */
+  maxBatchBytes?: number;
 }
 
 /** Makes a retried write exactly-once: the server returns the first result for a repeated key. */
@@ -359,6 +370,8 @@ const DEFAULT_MAX_RETRIES = 8;
 const DEFAULT_BASE_BACKOFF_MS = 25;
 const DEFAULT_MAX_BACKOFF_MS = 1_000;
 const DEFAULT_DISCOVERY_TIMEOUT_MS = 1_000;
+const DEFAULT_MAX_BATCH_ITEMS = 64;
+const DEFAULT_MAX_BATCH_BYTES = 256 * 1024;
 /** Responses (e.g. large ranges) may exceed grpc-js's 4 MiB default. */
 const MAX_RECEIVE_MESSAGE_BYTES = 256 * 1024 * 1024;
 
@@ -625,6 +638,9 @@ export class KvClient {
   private readonly discoveryTimeoutMs: number;
   /** One channel per address, endpoints and hinted addresses alike. */
   private readonly channels = new Map<string, grpc.Client>();
+  /** One coalescer per address (undefined when coalesceCalls is off). */
+  private readonly coalescers = new Map<string, CallCoalescer>();
+  private readonly coalesceLimits: CoalescerLimits | undefined;
   private leaderAddr: string | undefined;
   private closed = false;
 
@@ -640,6 +656,13 @@ export class KvClient {
     this.clientId = opts.clientId ?? randomUUID();
     if (this.clientId.length === 0 || this.clientId.length > 256) throw new TypeError('clientId must be 1..256 characters');
     this.attemptTimeoutMs = opts.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
+    if (opts.coalesceCalls ?? true) {
+      const maxBatchItems = opts.maxBatchItems ?? DEFAULT_MAX_BATCH_ITEMS;
+      const maxBatchBytes = opts.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
+      if (!Number.isSafeInteger(maxBatchItems) || maxBatchItems < 1) throw new TypeError(`maxBatchItems must be a positive integer, got ${maxBatchItems}`);
+      if (!Number.isSafeInteger(maxBatchBytes) || maxBatchBytes < 1) throw new TypeError(`maxBatchBytes must be a positive integer, got ${maxBatchBytes}`);
+      this.coalesceLimits = { maxBatchItems, maxBatchBytes };
+    }
   }
 
   /** The key for the next logical write (the same object is reused by its retries). */
@@ -910,6 +933,7 @@ export class KvClient {
     this.closed = true;
     for (const c of this.channels.values()) c.close();
     this.channels.clear();
+    this.coalescers.clear();
     this.leaderAddr = undefined;
   }
 
@@ -930,16 +954,48 @@ export class KvClient {
     return c;
   }
 
-  /** One attempt against one address, bounded by `deadline` (epoch ms). */
+  /** One attempt against one address, bounded by `deadline` (epoch ms); KV calls may travel in a batch. */
   private once<Res>(addr: string, service: ServiceName, method: string, req: unknown, deadline: number): Promise<Res> {
+    if (service === 'KV' && this.coalesceLimits && isBatchable(method)) {
+      return this.coalescer(addr, this.coalesceLimits)
+        .call(method, req, deadline)
+        .then(
+          (res) => res as Res,
+          (e: unknown) => Promise.reject(toClientError(e, addr)),
+        );
+    }
+    return this.unary<Res>(addr, service, method, req, deadline).catch((e: unknown) => Promise.reject(toClientError(e, addr)));
+  }
+
+  /** One unary call; rejects with grpc-js's error (or the client's own, e.g. closed). */
+  private unary<Res>(addr: string, service: ServiceName, method: string, req: unknown, deadline: number, serialize?: (v: unknown) => Buffer): Promise<Res> {
     const m = methodDef(service, method);
-    const ch = this.channel(addr);
+    let ch: grpc.Client;
+    try {
+      ch = this.channel(addr);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return new Promise<Res>((resolve, reject) => {
-      ch.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(), { deadline }, (err, res) => {
-        if (err) reject(toClientError(err, addr));
+      ch.makeUnaryRequest(m.path, serialize ?? m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(), { deadline }, (err, res) => {
+        if (err) reject(err);
         else resolve(res as Res);
       });
     });
+  }
+
+  private coalescer(addr: string, limits: CoalescerLimits): CallCoalescer {
+    let c = this.coalescers.get(addr);
+    if (!c) {
+      c = new CallCoalescer(
+        (method, req, deadline) => this.unary(addr, 'KV', method, req, deadline),
+        // The request arrives encoded (the coalescer frames each item once).
+        (request, deadline) => this.unary(addr, 'KV', 'Batch', request, deadline, (b) => b as Buffer),
+        limits,
+      );
+      this.coalescers.set(addr, c);
+    }
+    return c;
   }
 
   private backoffMs(retry: number): number {

@@ -19,6 +19,8 @@ export interface Limits {
   maxRequestBytes: number;
   /** Most compare + success + failure operations in one transaction. */
   maxTxnOps: number;
+  /** Most items in one KV.Batch call (each item still obeys every other limit). */
+  maxBatchItems: number;
   /** Most proposals waiting for commit on one node; beyond it writes get RESOURCE_EXHAUSTED. */
   maxPendingProposals: number;
   /** Most reads waiting for a read index on one node. */
@@ -70,6 +72,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxValueBytes: 1024 * 1024,
   maxRequestBytes: 2 * 1024 * 1024,
   maxTxnOps: 128,
+  maxBatchItems: 1024,
   maxPendingProposals: 10_000,
   maxPendingReads: 10_000,
 };

@@ -28,16 +28,21 @@ import { failedPrecondition, invalidArgument, KvError, notFound, unavailable, un
 import type { NodeHost } from './node-host.js';
 
 type Handler<Req, Res> = (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
+/** A KV method's work, given its request and how long it may take (ms); shared by the unary call and Batch. */
+type KvOp = (req: never, timeoutMs: number) => Promise<unknown>;
+
+/** A typed failure as a status; anything else as INTERNAL. */
+function serviceErrorOf(e: unknown): Partial<grpc.ServiceError> {
+  if (e instanceof KvError) return e.toServiceError();
+  return { code: grpc.status.INTERNAL, details: (e as Error)?.message ?? String(e) };
+}
 
 /** Wraps an async handler: typed errors become statuses, anything else INTERNAL (logged). */
 function unary<Req, Res>(fn: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, cb) => {
     fn(call.request, call).then(
       (res) => cb(null, res),
-      (e: unknown) => {
-        if (e instanceof KvError) cb(e.toServiceError() as grpc.ServiceError);
-        else cb({ code: grpc.status.INTERNAL, details: (e as Error).message ?? String(e) } as grpc.ServiceError);
-      },
+      (e: unknown) => cb(serviceErrorOf(e) as grpc.ServiceError),
     );
   };
 }
@@ -47,6 +52,28 @@ function timeoutMsOf(call: grpc.ServerUnaryCall<unknown, unknown>, defaultMs: nu
   const at = d instanceof Date ? d.getTime() : Number(d);
   if (!Number.isFinite(at)) return defaultMs;
   return Math.max(1, Math.min(defaultMs * 12, at - Date.now()));
+}
+
+/** The oneof field names of BatchItem / BatchResult, and the KV method each stands for. */
+const BATCH_METHODS = { put: 'Put', get: 'Get', delete: 'Delete', range: 'Range', txn: 'Txn', counter: 'Counter' } as const;
+type BatchField = keyof typeof BATCH_METHODS;
+
+interface BatchItemMsg {
+  put?: PutRequest | null;
+  get?: GetRequest | null;
+  delete?: DeleteRequest | null;
+  range?: RangeRequest | null;
+  txn?: TxnRequest | null;
+  counter?: CounterRequest | null;
+  timeoutMs?: number;
+}
+
+/** The status of a failed item, as BatchError (its metadata flattened to strings). */
+function batchErrorOf(e: unknown): { code: number; message: string; metadata: Record<string, string> } {
+  const se = serviceErrorOf(e);
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(se.metadata?.getMap() ?? {})) metadata[k] = typeof v === 'string' ? v : v.toString('utf8');
+  return { code: se.code ?? grpc.status.UNKNOWN, message: se.details ?? '', metadata };
 }
 
 export function checkKey(key: Uint8Array | undefined, limits: Limits, what = 'key'): Uint8Array {
@@ -120,22 +147,21 @@ export class KvService {
     return this.host.cfg.limits;
   }
 
-  private async write(cmd: Command, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<ApplyResult> {
+  private async write(cmd: Command, timeoutMs: number): Promise<ApplyResult> {
     const data = encodeCommand(cmd);
     if (data.length > this.limits.maxRequestBytes) {
       throw new KvError(grpc.status.RESOURCE_EXHAUSTED, `request is ${data.length} bytes, over maxRequestBytes=${this.limits.maxRequestBytes}`);
     }
     if (!this.host.isLeader()) throw unavailableNotApplied('not the leader: send writes to the leader', this.host.leaderHint());
-    const r = await this.host.propose(data, timeoutMsOf(call, this.host.cfg.defaultRequestTimeoutMs), { early: true });
+    const r = await this.host.propose(data, timeoutMs, { early: true });
     if ('kind' in r && r.kind === 'invalid') throw invalidArgument(r.error);
     if ('kind' in r && r.kind === 'rejected') throw rejectedError(r);
     return r;
   }
 
   /** Waits until this node may serve a read in the requested mode; returns the read header. */
-  private async readBarrier(read: ReadOptions | null | undefined, call: grpc.ServerUnaryCall<unknown, unknown>): Promise<ReadHeader> {
+  private async readBarrier(read: ReadOptions | null | undefined, timeoutMs: number): Promise<ReadHeader> {
     const mode = read?.consistency ?? Consistency.Unspecified;
-    const timeoutMs = timeoutMsOf(call, this.host.cfg.defaultRequestTimeoutMs);
     switch (mode) {
       case Consistency.Unspecified:
       case Consistency.Linearizable:
@@ -202,45 +228,40 @@ export class KvService {
     };
   }
 
-  handlers(): grpc.UntypedServiceImplementation {
+  /** The KV methods as plain functions of (request, timeout): the unary handlers and Batch both call these. */
+  private kvOps(): Record<(typeof BATCH_METHODS)[BatchField], KvOp> {
     return {
-      Put: unary<PutRequest, unknown>(async (req, call) => {
+      Put: async (req: PutRequest, timeoutMs: number) => {
         checkPut(req, this.limits);
-        const r = await this.write({ put: req }, call);
+        const r = await this.write({ put: req }, timeoutMs);
         return 'response' in r ? r.response : {};
-      }),
-      Delete: unary<DeleteRequest, unknown>(async (req, call) => {
+      },
+      Delete: async (req: DeleteRequest, timeoutMs: number) => {
         checkKey(req.key, this.limits);
-        const r = await this.write({ delete: req }, call);
+        const r = await this.write({ delete: req }, timeoutMs);
         return 'response' in r ? r.response : {};
-      }),
-      Txn: unary<TxnRequest, unknown>(async (req, call) => {
+      },
+      Txn: async (req: TxnRequest, timeoutMs: number) => {
         checkTxn(req, this.limits);
-        const r = await this.write({ txn: req }, call);
+        const r = await this.write({ txn: req }, timeoutMs);
         return 'response' in r ? r.response : {};
-      }),
-      Get: unary<GetRequest, unknown>(async (req, call) => {
+      },
+      Get: async (req: GetRequest, timeoutMs: number) => {
         const key = checkKey(req.key, this.limits);
-        const header = await this.readBarrier(req.read, call);
+        const header = await this.readBarrier(req.read, timeoutMs);
         const rev = Number(req.revision ?? 0);
         const kv = rev === 0 ? this.host.sm.get(key) : await mvccRead(() => this.host.sm.getAt(key, rev));
         return { header: coverData(header, kv ? [kv] : []), kv: kv ?? null };
-      }),
-      Range: unary<RangeRequest, unknown>(async (req, call) => {
+      },
+      Range: async (req: RangeRequest, timeoutMs: number) => {
         checkKey(req.key, this.limits);
-        const header = await this.readBarrier(req.read, call);
+        const header = await this.readBarrier(req.read, timeoutMs);
         const res = await mvccRead(() => this.host.sm.range(req));
         return { ...res, header: coverData(header, res.kvs ?? []) };
-      }),
-      Compact: unary<CompactRequest, unknown>(async (req, call) => {
-        const rev = Number(req.revision ?? 0);
-        if (!Number.isSafeInteger(rev) || rev < 1) throw invalidArgument(`compact revision must be a positive integer, got ${String(req.revision)}`);
-        const r = await this.write({ compact: { revision: rev } }, call);
-        return 'response' in r ? r.response : {};
-      }),
-      Counter: unary<CounterRequest, unknown>(async (req, call) => {
+      },
+      Counter: async (req: CounterRequest, timeoutMs: number) => {
         checkKey(req.key, this.limits);
-        const r = await this.write({ counter: req }, call);
+        const r = await this.write({ counter: req }, timeoutMs);
         if (r.kind === 'counter' && !r.response.applied) {
           const c = r.response;
           const bounds = [req.min != null ? `min ${req.min}` : '', req.max != null ? `max ${req.max}` : ''].filter(Boolean).join(', ');
@@ -249,7 +270,52 @@ export class KvService {
           });
         }
         return 'response' in r ? r.response : {};
+      },
+    };
+  }
+
+  /**
+   * Every item as its own unary call would run, all at once (writes are proposed in item order,
+   * so they share the Ready that follows); each result or status lands at the item's index.
+   */
+  private async batch(items: BatchItemMsg[], callTimeoutMs: number, ops: Record<string, KvOp>): Promise<{ results: unknown[] }> {
+    if (items.length > this.limits.maxBatchItems) {
+      throw new KvError(grpc.status.RESOURCE_EXHAUSTED, `batch has ${items.length} items, over maxBatchItems=${this.limits.maxBatchItems}`, undefined, true);
+    }
+    const results = await Promise.all(
+      items.map(async (item, i) => {
+        const field = (Object.keys(BATCH_METHODS) as BatchField[]).find((f) => item[f] != null);
+        if (field === undefined) return { error: batchErrorOf(invalidArgument(`batch item ${i} has no request`)) };
+        const own = Number(item.timeoutMs ?? 0);
+        const timeoutMs = own > 0 ? Math.min(own, callTimeoutMs) : callTimeoutMs;
+        try {
+          return { [field]: await ops[BATCH_METHODS[field]]!(item[field] as never, timeoutMs) };
+        } catch (e) {
+          return { error: batchErrorOf(e) };
+        }
       }),
+    );
+    return { results };
+  }
+
+  handlers(): grpc.UntypedServiceImplementation {
+    const ops = this.kvOps();
+    const defaultMs = this.host.cfg.defaultRequestTimeoutMs;
+    const viaUnary = (op: KvOp) => unary<unknown, unknown>((req, call) => op(req as never, timeoutMsOf(call, defaultMs)));
+    return {
+      Put: viaUnary(ops.Put),
+      Delete: viaUnary(ops.Delete),
+      Txn: viaUnary(ops.Txn),
+      Get: viaUnary(ops.Get),
+      Range: viaUnary(ops.Range),
+      Counter: viaUnary(ops.Counter),
+      Compact: unary<CompactRequest, unknown>(async (req, call) => {
+        const rev = Number(req.revision ?? 0);
+        if (!Number.isSafeInteger(rev) || rev < 1) throw invalidArgument(`compact revision must be a positive integer, got ${String(req.revision)}`);
+        const r = await this.write({ compact: { revision: rev } }, timeoutMsOf(call, defaultMs));
+        return 'response' in r ? r.response : {};
+      }),
+      Batch: unary<{ items?: BatchItemMsg[] }, unknown>((req, call) => this.batch(req.items ?? [], timeoutMsOf(call, defaultMs), ops)),
     };
   }
 

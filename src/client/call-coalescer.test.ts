@@ -1,0 +1,209 @@
+// CallCoalescer against fake transports: when calls go alone and when together, how each item
+// gets its own result or status back, and the fallbacks (no Batch on the server, batch refused
+// whole, oversized item, an item's own deadline).
+
+import { describe, expect, it } from 'vitest';
+import * as grpc from '@grpc/grpc-js';
+import { CallCoalescer, type BatchableMethod } from './call-coalescer.js';
+import { kvType } from './proto.js';
+
+interface DecodedItem {
+  method: string;
+  key: string;
+  timeoutMs: number;
+}
+
+const FIELDS = ['put', 'get', 'delete', 'range', 'txn', 'counter'] as const;
+
+function decodeBatch(buf: Buffer): DecodedItem[] {
+  const msg = kvType('BatchRequest').decode(buf) as unknown as { items: Record<string, unknown>[] };
+  return msg.items.map((it) => {
+    const field = FIELDS.find((f) => it[f] != null)!;
+    const req = it[field] as { key: Uint8Array };
+    return { method: field, key: Buffer.from(req.key).toString(), timeoutMs: Number(it.timeoutMs) };
+  });
+}
+
+type Reply = { put?: object; get?: object; counter?: object; error?: { code: number; message: string; metadata?: Record<string, string> } };
+
+/** A fake server: unary calls answer {unary: key}; batches answer by `answer` (default: each put ok). */
+function fakeTransport(opts: { answer?: (items: DecodedItem[]) => Promise<Reply[]>; unaryFails?: (key: string) => unknown; batchFails?: unknown } = {}) {
+  const log: { unary: string[]; batches: DecodedItem[][] } = { unary: [], batches: [] };
+  const unary = async (method: BatchableMethod, req: unknown): Promise<unknown> => {
+    const key = Buffer.from((req as { key: Uint8Array }).key).toString();
+    log.unary.push(`${method}:${key}`);
+    await new Promise((r) => setTimeout(r, 5));
+    const fail = opts.unaryFails?.(key);
+    if (fail) throw fail;
+    return { unary: key };
+  };
+  const batch = async (request: Buffer): Promise<{ results: Reply[] }> => {
+    const items = decodeBatch(request);
+    log.batches.push(items);
+    await new Promise((r) => setTimeout(r, 5));
+    if (opts.batchFails) throw opts.batchFails;
+    const results = opts.answer ? await opts.answer(items) : items.map((it) => ({ put: { header: { revision: 1 }, key: it.key } }));
+    return { results };
+  };
+  return { log, unary, batch };
+}
+
+const LIMITS = { maxBatchItems: 64, maxBatchBytes: 64 * 1024 };
+const put = (key: string, value = 'v') => ({ key: Buffer.from(key), value: Buffer.from(value) });
+const soon = () => Date.now() + 5_000;
+
+describe('CallCoalescer', () => {
+  it('sends a lone call unary at once, and calls made while one is in flight as one batch', async () => {
+    const t = fakeTransport();
+    const c = new CallCoalescer(t.unary, t.batch, LIMITS);
+    const first = c.call('Put', put('a'), soon());
+    expect(t.log.unary).toEqual(['Put:a']); // no wait for the end of the turn
+    const rest = ['b', 'c', 'd'].map((k) => c.call('Put', put(k), soon()));
+    expect(t.log.batches).toHaveLength(0); // queued until the end of this turn
+    const res = await Promise.all([first, ...rest]);
+    expect(t.log.unary).toEqual(['Put:a']);
+    expect(t.log.batches.map((b) => b.map((i) => i.key))).toEqual([['b', 'c', 'd']]);
+    expect(res[0]).toEqual({ unary: 'a' });
+    expect(res.slice(1).map((r) => (r as { key: string }).key)).toEqual(['b', 'c', 'd']);
+    // Each item carries its own remaining time.
+    for (const it of t.log.batches[0]!) expect(it.timeoutMs).toBeGreaterThan(4_000);
+  });
+
+  it('a single queued call still goes unary, and calls after everything settled go alone again', async () => {
+    const t = fakeTransport();
+    const c = new CallCoalescer(t.unary, t.batch, LIMITS);
+    await Promise.all([c.call('Put', put('a'), soon()), c.call('Get', put('b'), soon())]);
+    await c.call('Put', put('c'), soon());
+    expect(t.log.unary).toEqual(['Put:a', 'Get:b', 'Put:c']);
+    expect(t.log.batches).toHaveLength(0);
+  });
+
+  it('gives every item its own result or status, with its metadata', async () => {
+    const t = fakeTransport({
+      answer: async (items) =>
+        items.map((it): Reply => {
+          if (it.key === 'bad') return { error: { code: grpc.status.INVALID_ARGUMENT, message: 'key must not be empty' } };
+          if (it.key === 'away') return { error: { code: grpc.status.UNAVAILABLE, message: 'not the leader', metadata: { 'x-raftkv-leader-id': '2', 'x-raftkv-not-applied': '1' } } };
+          if (it.method === 'counter') return { counter: { value: 7 } };
+          return { put: { key: it.key } };
+        }),
+    });
+    const c = new CallCoalescer(t.unary, t.batch, LIMITS);
+    const busy = c.call('Put', put('first'), soon());
+    const got = await Promise.allSettled([
+      c.call('Put', put('ok'), soon()),
+      c.call('Put', put('bad'), soon()),
+      c.call('Put', put('away'), soon()),
+      c.call('Counter', { key: Buffer.from('ctr'), delta: 1 }, soon()),
+    ]);
+    await busy;
+    expect(got[0]).toMatchObject({ status: 'fulfilled', value: { key: 'ok' } });
+    expect(got[1]).toMatchObject({ status: 'rejected', reason: { code: grpc.status.INVALID_ARGUMENT, details: 'key must not be empty' } });
+    expect(got[2].status).toBe('rejected');
+    const away = (got[2] as PromiseRejectedResult).reason as { code: number; metadata: grpc.Metadata };
+    expect(away.code).toBe(grpc.status.UNAVAILABLE);
+    expect(away.metadata.get('x-raftkv-leader-id')).toEqual(['2']);
+    expect(away.metadata.get('x-raftkv-not-applied')).toEqual(['1']);
+    expect(got[3]).toMatchObject({ status: 'fulfilled', value: { value: 7 } });
+  });
+
+  it('a result of the wrong kind or a missing result fails that item with INTERNAL', async () => {
+    const t = fakeTransport({ answer: async () => [{ get: {} }] });
+    const c = new CallCoalescer(t.unary, t.batch, LIMITS);
+    const busy = c.call('Put', put('first'), soon());
+    const got = await Promise.allSettled([c.call('Put', put('a'), soon()), c.call('Put', put('b'), soon())]);
+    await busy;
+    expect(got.map((g) => g.status)).toEqual(['rejected', 'rejected']);
+    expect((got[0] as PromiseRejectedResult).reason).toMatchObject({ code: grpc.status.INTERNAL, details: expect.stringContaining("no Put response") });
+    expect((got[1] as PromiseRejectedResult).reason).toMatchObject({ code: grpc.status.INTERNAL, details: expect.stringContaining('no result') });
+  });
+
+  it('splits a queue at maxBatchItems and sends an item over maxBatchBytes alone', async () => {
+    const t = fakeTransport();
+    const c = new CallCoalescer(t.unary, t.batch, { maxBatchItems: 4, maxBatchBytes: 200 });
+    const busy = c.call('Put', put('first'), soon());
+    const calls = ['a', 'b', 'c', 'd', 'e'].map((k) => c.call('Put', put(k), soon()));
+    calls.push(c.call('Put', put('huge', 'x'.repeat(300)), soon()));
+    calls.push(c.call('Put', put('f'), soon()), c.call('Put', put('g'), soon()));
+    await Promise.all([busy, ...calls]);
+    // The queue hit 4 items twice and went out at once each time; "huge" went alone.
+    expect(t.log.batches.map((b) => b.map((i) => i.key))).toEqual([['a', 'b', 'c', 'd'], ['e', 'f', 'g']]);
+    expect(t.log.unary).toEqual(['Put:first', 'Put:huge']);
+  });
+
+  it('falls back to unary calls for good when the server has no Batch (UNIMPLEMENTED)', async () => {
+    const t = fakeTransport({ batchFails: { code: grpc.status.UNIMPLEMENTED, details: 'unknown method Batch' } });
+    const c = new CallCoalescer(t.unary, t.batch, LIMITS);
+    const first = c.call('Put', put('first'), soon());
+    const res = await Promise.all([first, c.call('Put', put('a'), soon()), c.call('Put', put('b'), soon())]);
+    expect(res).toEqual([{ unary: 'first' }, { unary: 'a' }, { unary: 'b' }]);
+    expect(t.log.batches).toHaveLength(1);
+    // Later concurrent calls never try a batch again.
+    await Promise.all(['c', 'd', 'e'].map((k) => c.call('Put', put(k), soon())));
+    expect(t.log.batches).toHaveLength(1);
+    expect(t.log.unary).toEqual(['Put:first', 'Put:a', 'Put:b', 'Put:c', 'Put:d', 'Put:e']);
+  });
+
+  it('resends the items of a batch refused whole (RESOURCE_EXHAUSTED) one by one, and keeps batching', async () => {
+    const t = fakeTransport({ batchFails: { code: grpc.status.RESOURCE_EXHAUSTED, details: 'Received message larger than max' } });
+    const c = new CallCoalescer(t.unary, t.batch, LIMITS);
+    const res = await Promise.all([c.call('Put', put('first'), soon()), c.call('Put', put('a'), soon()), c.call('Put', put('b'), soon())]);
+    expect(res).toEqual([{ unary: 'first' }, { unary: 'a' }, { unary: 'b' }]);
+    await Promise.all([c.call('Put', put('c'), soon()), c.call('Put', put('d'), soon())]);
+    expect(t.log.batches).toHaveLength(1); // "d" queued behind "c" alone: a lone item goes unary
+    const again = [c.call('Put', put('e'), soon()), c.call('Put', put('f'), soon()), c.call('Put', put('g'), soon())];
+    await Promise.all(again);
+    expect(t.log.batches.map((b) => b.map((i) => i.key))).toEqual([['a', 'b'], ['f', 'g']]);
+  });
+
+  it('fails every item with the error of a batch that failed as a whole (e.g. connection lost)', async () => {
+    const lost = { code: grpc.status.UNAVAILABLE, details: 'Connection dropped' };
+    const t = fakeTransport({ batchFails: lost });
+    const c = new CallCoalescer(t.unary, t.batch, LIMITS);
+    const busy = c.call('Put', put('first'), soon());
+    const got = await Promise.allSettled([c.call('Put', put('a'), soon()), c.call('Put', put('b'), soon())]);
+    await busy;
+    expect(got).toEqual([
+      { status: 'rejected', reason: lost },
+      { status: 'rejected', reason: lost },
+    ]);
+  });
+
+  it('an item whose own deadline passes while its batch is out fails with DEADLINE_EXCEEDED; the others wait', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const t = fakeTransport({
+      answer: async (items) => {
+        await held;
+        return items.map((it) => ({ put: { key: it.key } }));
+      },
+    });
+    const c = new CallCoalescer(t.unary, t.batch, LIMITS);
+    const busy = c.call('Put', put('first'), soon());
+    const short = c.call('Put', put('short'), Date.now() + 60);
+    const long = c.call('Put', put('long'), Date.now() + 5_000);
+    const t0 = Date.now();
+    await expect(short).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    release();
+    await expect(long).resolves.toMatchObject({ key: 'long' });
+    await busy;
+    expect(t.log.batches[0]!.find((i) => i.key === 'short')!.timeoutMs).toBeLessThanOrEqual(60);
+  });
+
+  it('a transport that throws at once (client closed) fails the queued items with that error', async () => {
+    const closed = { code: grpc.status.CANCELLED, details: 'client is closed' };
+    const t = fakeTransport();
+    const c = new CallCoalescer(
+      t.unary,
+      () => {
+        throw closed;
+      },
+      LIMITS,
+    );
+    const busy = c.call('Put', put('first'), soon());
+    const got = await Promise.allSettled([c.call('Put', put('a'), soon()), c.call('Put', put('b'), soon())]);
+    await busy;
+    expect(got.map((g) => (g as PromiseRejectedResult).reason)).toEqual([closed, closed]);
+  });
+});

@@ -1,0 +1,123 @@
+// KV.Batch on a real in-process 3-node cluster, called raw (no SDK): every item is answered
+// as its own unary call would be, in its own slot, and the call-wide limit refuses the whole
+// batch before anything runs.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as grpc from '@grpc/grpc-js';
+import { COUNTER_VALUE_METADATA_KEY, kvServiceDefinition, LEADER_ID_METADATA_KEY, NOT_APPLIED_METADATA_KEY } from '../wire/kv-proto.js';
+import { startTestCluster, type TestCluster } from '../client/test-cluster.js';
+
+const MAX_BATCH_ITEMS = 8;
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array | undefined) => (b === undefined ? undefined : Buffer.from(b).toString());
+
+interface BatchResult {
+  put?: { header: { revision: number } } | null;
+  get?: { kv?: { value: Uint8Array } | null } | null;
+  range?: { count: number } | null;
+  counter?: { value: number } | null;
+  txn?: { succeeded: boolean } | null;
+  delete?: { deleted: number } | null;
+  error?: { code: number; message: string; metadata: Record<string, string> } | null;
+}
+
+let cluster: TestCluster;
+const channels: grpc.Client[] = [];
+
+function call<Res>(addr: string, method: string, req: unknown): Promise<Res> {
+  const c = new grpc.Client(addr, grpc.credentials.createInsecure());
+  channels.push(c);
+  const m = kvServiceDefinition('KV')[method]!;
+  return new Promise((resolve, reject) =>
+    c.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (err, res) =>
+      err ? reject(err) : resolve(res as Res),
+    ),
+  );
+}
+
+async function batch(addr: string, items: unknown[]): Promise<BatchResult[]> {
+  const r = await call<{ results: BatchResult[] }>(addr, 'Batch', { items });
+  expect(r.results).toHaveLength(items.length);
+  return r.results;
+}
+
+const addrOf = (id: number) => cluster.specs.find((s) => s.id === id)!.clientAddr;
+
+beforeAll(async () => {
+  cluster = await startTestCluster({ size: 3, overrides: { limits: { ...(await import('./config.js')).DEFAULT_LIMITS, maxBatchItems: MAX_BATCH_ITEMS } } });
+  await cluster.waitForLeader();
+}, 30_000);
+
+afterAll(async () => {
+  for (const c of channels) c.close();
+  await cluster?.stop();
+});
+
+describe('KV.Batch', () => {
+  it('answers every item in its own slot: results and statuses side by side', async () => {
+    const leader = addrOf(await cluster.waitForLeader());
+    await call(leader, 'Put', { key: enc('b/existing'), value: enc('old') });
+    const r = await batch(leader, [
+      { put: { key: enc('b/one'), value: enc('1') } },
+      { put: { key: enc(''), value: enc('x') } },
+      { get: { key: enc('b/existing') } },
+      { counter: { key: enc('b/ctr'), delta: 5 } },
+      { counter: { key: enc('b/ctr-floor'), delta: -1, min: 0 } },
+      { txn: { compare: [{ key: enc('b/existing'), value: enc('old') }], success: [{ requestPut: { key: enc('b/txn'), value: enc('t') } }] } },
+      {},
+    ]);
+    expect(r[0]!.put!.header.revision).toBeGreaterThan(0);
+    expect(r[1]!.error).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, message: 'key must not be empty' });
+    expect(dec(r[2]!.get!.kv!.value)).toBe('old');
+    expect(Number(r[3]!.counter!.value)).toBe(5);
+    expect(r[4]!.error).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, metadata: { [COUNTER_VALUE_METADATA_KEY]: '0' } });
+    expect(r[5]!.txn!.succeeded).toBe(true);
+    expect(r[6]!.error).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, message: 'batch item 6 has no request' });
+    // The writes are really there, and the refused ones are not.
+    const after = await batch(leader, [{ get: { key: enc('b/one') } }, { get: { key: enc('b/txn') } }, { get: { key: enc('b/ctr-floor') } }]);
+    expect(after.map((x) => dec(x.get?.kv?.value))).toEqual(['1', 't', undefined]);
+  });
+
+  it('on a follower, writes get UNAVAILABLE with the leader hint and the not-applied marker; local reads are served', async () => {
+    const leaderId = await cluster.waitForLeader();
+    const follower = cluster.specs.find((s) => s.id !== leaderId)!;
+    await call(addrOf(leaderId), 'Put', { key: enc('b/f'), value: enc('v') });
+    const r = await batch(follower.clientAddr, [
+      { put: { key: enc('b/f2'), value: enc('v') } },
+      { get: { key: enc('b/f'), read: { consistency: 1 } } },
+    ]);
+    expect(r[0]!.error).toMatchObject({ code: grpc.status.UNAVAILABLE, metadata: { [LEADER_ID_METADATA_KEY]: String(leaderId), [NOT_APPLIED_METADATA_KEY]: '1' } });
+    expect(dec(r[1]!.get!.kv!.value)).toBe('v'); // linearizable (ReadIndex) on the follower
+  });
+
+  it(`refuses a batch over maxBatchItems (${MAX_BATCH_ITEMS}) whole, marked not applied, and applies none of it`, async () => {
+    const leader = addrOf(await cluster.waitForLeader());
+    const items = Array.from({ length: MAX_BATCH_ITEMS + 1 }, (_, i) => ({ put: { key: enc(`b/over/${i}`), value: enc('x') } }));
+    const err = await call(leader, 'Batch', { items }).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    expect(err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(err?.details).toContain(`over maxBatchItems=${MAX_BATCH_ITEMS}`);
+    expect(err?.metadata.get(NOT_APPLIED_METADATA_KEY)).toEqual(['1']);
+    const r = await call<{ count: number }>(leader, 'Range', { key: enc('b/over/'), rangeEnd: enc('b/over0'), countOnly: true });
+    expect(Number(r.count)).toBe(0);
+  });
+
+  it('an item is bounded by its own timeout_ms, not the call deadline (a read waiting for a revision)', async () => {
+    const leaderId = await cluster.waitForLeader();
+    const follower = cluster.specs.find((s) => s.id !== leaderId)!;
+    const t0 = Date.now();
+    const r = await batch(follower.clientAddr, [
+      // SESSION read of a revision nobody has: waits sessionWaitMs, then ReadIndex, then refuses.
+      { get: { key: enc('b/f'), read: { consistency: 3, minRevision: 1e12 } }, timeoutMs: 200 },
+      { get: { key: enc('b/f'), read: { consistency: 4 } } },
+    ]);
+    // Refused (how depends on where the time ran out: the session wait, the ReadIndex, the
+    // revision check); what matters is when: without its own timeout the wait alone is
+    // sessionWaitMs (1000 ms).
+    expect(r[0]!.error?.code).toBeOneOf([grpc.status.DEADLINE_EXCEEDED, grpc.status.FAILED_PRECONDITION, grpc.status.UNAVAILABLE]);
+    expect(Date.now() - t0).toBeLessThan(800);
+    expect(dec(r[1]!.get!.kv!.value)).toBe('v');
+  });
+});
