@@ -17,7 +17,10 @@
 //                                 first; tables and chart show per-round medians, and the ratio
 //                                 table each round's ratio (this machine drifts by +-15% over
 //                                 minutes, so one pair of runs can mislead)
-//   --target raftkv|etcd|both [both]
+//   --target T[,T..] [both]       raftkv (raw gRPC: one unary call per op, no idempotency key,
+//                                 the same client code as etcd's), raftkv-sdk (our SDK, KvClient:
+//                                 an idempotency key per write, concurrent calls coalesced into
+//                                 KV.Batch), etcd; both = raftkv,etcd; all = all three
 //   --value-bytes N [256]  --keys N [10000]   (gets first load every key once)
 //   --workers-per-channel N [16]  gRPC channels = ceil(C / N), each its own TCP connection
 //   --raftkv-endpoints a,b,c      use a running cluster instead of starting one
@@ -40,6 +43,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { etcdRoot } from './etcd-proto.js';
 import { kvServiceDefinition } from '../src/client/proto.js';
+import { KvClient } from '../src/client/kv-client.js';
 import { serviceDefinition } from '../src/wire/grpc-service.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -54,7 +58,7 @@ interface Options {
   durationS: number;
   warmupS: number;
   rounds: number;
-  targets: Array<'raftkv' | 'etcd'>;
+  targets: Target[];
   valueBytes: number;
   keys: number;
   workersPerChannel: number;
@@ -69,7 +73,7 @@ interface Options {
   out: string;
 }
 
-const USAGE = 'usage: npm run bench -- --op put|get[,..] -c N[,N..] --duration S [--warmup S] [--rounds N] [--target raftkv|etcd|both] [--value-bytes N] [--keys N] [--workers-per-channel N] [--raftkv-endpoints a,b] [--etcd-endpoints a,b] [--tick-ms N] [--cpu-prof] [--node-flags "..."] [--kvd-flags "..."] [--out DIR]';
+const USAGE = 'usage: npm run bench -- --op put|get[,..] -c N[,N..] --duration S [--warmup S] [--rounds N] [--target raftkv,raftkv-sdk,etcd|both|all] [--value-bytes N] [--keys N] [--workers-per-channel N] [--raftkv-endpoints a,b] [--etcd-endpoints a,b] [--tick-ms N] [--cpu-prof] [--node-flags "..."] [--kvd-flags "..."] [--out DIR]';
 
 function parseArgs(argv: string[]): Options {
   const o: Options = { ops: ['put'], concurrency: [64], durationS: 10, warmupS: 2, rounds: 1, targets: ['raftkv', 'etcd'], valueBytes: 256, keys: 10_000, workersPerChannel: 16, tickMs: 100, cpuProf: false, nodeFlags: [], kvdFlags: [], out: join(ROOT, 'bench/out') };
@@ -103,8 +107,13 @@ function parseArgs(argv: string[]): Options {
       case '--target': {
         const t = take();
         if (t === 'both') o.targets = ['raftkv', 'etcd'];
-        else if (t === 'raftkv' || t === 'etcd') o.targets = [t];
-        else throw new Error(`--target must be raftkv, etcd or both, got "${t}"`);
+        else if (t === 'all') o.targets = [...TARGETS];
+        else {
+          o.targets = t.split(',').map((x) => {
+            if (!(TARGETS as readonly string[]).includes(x)) throw new Error(`--target must be a list of ${TARGETS.join(', ')} (or both, all), got "${x}"`);
+            return x as Target;
+          });
+        }
         break;
       }
       case '--value-bytes': o.valueBytes = num(a, take(), 0); break;
@@ -185,12 +194,14 @@ export function progress(s: string): void {
 
 const OPS = ['put', 'get', 'get-lease', 'get-session', 'get-stale'] as const;
 type Op = (typeof OPS)[number];
+const TARGETS = ['raftkv', 'raftkv-sdk', 'etcd'] as const;
+type Target = (typeof TARGETS)[number];
 /** Read ops served by every node (spread over all endpoints) rather than the leader. */
 const SPREAD_OPS: ReadonlySet<Op> = new Set(['get-session', 'get-stale']);
 const isRead = (op: Op): boolean => op !== 'put';
 
 export interface System {
-  name: 'raftkv' | 'etcd';
+  name: Target;
   /** Server processes this script started (for CPU accounting); empty when connecting to a running cluster. */
   pids: number[];
   /** Client address of the current leader. */
@@ -243,6 +254,28 @@ export function raftkvSystem(endpoints: string[], pids: number[]): System {
   };
 }
 
+
+/** raftkv through the SDK (KvClient), one client per channel with a connection of its own. */
+export function raftkvSdkSystem(endpoints: string[], pids: number[]): System {
+  const raw = raftkvSystem(endpoints, pids);
+  return {
+    name: 'raftkv-sdk',
+    pids,
+    endpoints,
+    leader: () => raw.leader(),
+    channel(addr, n, op) {
+      const client = new KvClient({ endpoints: [addr, ...endpoints.filter((e) => e !== addr)], defaultTimeoutMs: CALL_TIMEOUT_MS, channelOptions: channelOptions(n) as Record<string, number> });
+      const consistency = ({ put: 'linearizable', get: 'linearizable', 'get-lease': 'lease', 'get-session': 'session', 'get-stale': 'stale' } as const)[op];
+      const done = (cb: (err: Error | null) => void) => [() => cb(null), (e: Error) => cb(e)] as const;
+      return {
+        put: (key, value, cb) => void client.put(key, value).then(...done(cb)),
+        // The read goes to `addr` (the leader, or this channel's member for the spread ops).
+        get: (key, cb) => void client.get(key, { consistency, endpoint: addr }).then(...done(cb)),
+        close: () => client.close(),
+      };
+    },
+  };
+}
 
 export function etcdSystem(endpoints: string[], pids: number[]): System {
   const root = etcdRoot();
@@ -473,17 +506,17 @@ export function fmt(n: number, d = 2): string {
 function table(results: Result[]): string {
   const rows: string[][] = [['target', 'op', 'C', 'chans', 'ops/s', 'p50 ms', 'p99 ms', 'p999 ms', 'errors', 'srv cpu us/op', 'cli cpu us/op']];
   for (const r of results) rows.push([r.target, r.op, String(r.c), String(r.channels), fmt(r.opsPerSec, 0), fmt(r.p50), fmt(r.p99), fmt(r.p999), String(r.errors), fmt(r.serverCpuUsPerOp, 0), fmt(r.clientCpuUsPerOp, 0)]);
-  const ratios: string[][] = [['op', 'C', 'ops/s ours/etcd', 'p50 ours/etcd', 'p99 ours/etcd', 'p999 ours/etcd', 'srv cpu/op ours/etcd']];
-  for (const ours of results.filter((r) => r.target === 'raftkv')) {
+  const ratios: string[][] = [['ours', 'op', 'C', 'ops/s ours/etcd', 'p50 ours/etcd', 'p99 ours/etcd', 'p999 ours/etcd', 'srv cpu/op ours/etcd']];
+  for (const ours of results.filter((r) => r.target !== 'etcd')) {
     const theirs = results.find((r) => r.target === 'etcd' && r.op === ours.op && r.c === ours.c);
     if (!theirs) continue;
-    ratios.push([ours.op, String(ours.c), fmt(ours.opsPerSec / theirs.opsPerSec), fmt(ours.p50 / theirs.p50), fmt(ours.p99 / theirs.p99), fmt(ours.p999 / theirs.p999), fmt(ours.serverCpuUsPerOp / theirs.serverCpuUsPerOp)]);
+    ratios.push([ours.target, ours.op, String(ours.c), fmt(ours.opsPerSec / theirs.opsPerSec), fmt(ours.p50 / theirs.p50), fmt(ours.p99 / theirs.p99), fmt(ours.p999 / theirs.p999), fmt(ours.serverCpuUsPerOp / theirs.serverCpuUsPerOp)]);
   }
-  const render = (t: string[][]): string => {
+  const render = (t: string[][], textCols = 2): string => {
     const w = t[0]!.map((_, i) => Math.max(...t.map((r) => r[i]!.length)));
-    return t.map((r) => r.map((x, i) => (i < 2 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ')).join('\n');
+    return t.map((r) => r.map((x, i) => (i < textCols ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ')).join('\n');
   };
-  return render(rows) + (ratios.length > 1 ? `\n\nratios (raftkv / etcd; ops/s > 1 and latency < 1 favour raftkv)\n${render(ratios)}` : '');
+  return render(rows) + (ratios.length > 1 ? `\n\nratios (raftkv / etcd; ops/s > 1 and latency < 1 favour raftkv)\n${render(ratios, 3)}` : '');
 }
 
 export function median(xs: number[]): number {
@@ -522,22 +555,22 @@ export function medians(results: Result[]): Result[] {
 
 /** Each round's ratios ours/etcd (the two ran back to back), with their median and range. */
 function roundRatios(results: Result[]): string {
-  const rows: string[][] = [['op', 'C', 'ops/s ours/etcd by round', 'median', 'p50 ours/etcd by round', 'median']];
-  const keys = [...new Set(results.filter((r) => r.target === 'raftkv').map((r) => `${r.op}|${r.c}`))];
+  const rows: string[][] = [['ours', 'op', 'C', 'ops/s ours/etcd by round', 'median', 'p50 ours/etcd by round', 'median']];
+  const keys = [...new Set(results.filter((r) => r.target !== 'etcd').map((r) => `${r.target}|${r.op}|${r.c}`))];
   for (const k of keys) {
-    const [op, c] = k.split('|') as [string, string];
+    const [target, op, c] = k.split('|') as [string, string, string];
     const pairs = results
-      .filter((r) => r.target === 'raftkv' && r.op === op && String(r.c) === c)
+      .filter((r) => r.target === target && r.op === op && String(r.c) === c)
       .map((ours) => [ours, results.find((t) => t.target === 'etcd' && t.op === op && String(t.c) === c && t.round === ours.round)] as const)
       .filter((p): p is readonly [Result, Result] => p[1] !== undefined);
     if (pairs.length === 0) continue;
     const tput = pairs.map(([a, b]) => a.opsPerSec / b.opsPerSec);
     const p50 = pairs.map(([a, b]) => a.p50 / b.p50);
-    rows.push([op, c, tput.map((x) => fmt(x)).join(' '), fmt(median(tput)), p50.map((x) => fmt(x)).join(' '), fmt(median(p50))]);
+    rows.push([target, op, c, tput.map((x) => fmt(x)).join(' '), fmt(median(tput)), p50.map((x) => fmt(x)).join(' '), fmt(median(p50))]);
   }
   if (rows.length === 1) return '';
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return `ratios per round (raftkv / etcd, each pair measured back to back)\n${rows.map((r) => r.map((x, i) => (i < 2 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ')).join('\n')}`;
+  return `ratios per round (raftkv / etcd, measured in the same round)\n${rows.map((r) => r.map((x, i) => (i < 3 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ')).join('\n')}`;
 }
 
 /** A self-contained SVG: per op, throughput and p50/p99 latency against C (log scale), one line per target. */
@@ -545,7 +578,7 @@ function chart(results: Result[], title: string): string {
   const ops = [...new Set(results.map((r) => r.op))];
   const cs = [...new Set(results.map((r) => r.c))].sort((a, b) => a - b);
   const targets = [...new Set(results.map((r) => r.target))];
-  const colors: Record<string, string> = { raftkv: '#d62728', etcd: '#1f77b4' };
+  const colors: Record<string, string> = { raftkv: '#d62728', 'raftkv-sdk': '#ff7f0e', etcd: '#1f77b4' };
   const pw = 420, ph = 260, ml = 60, mt = 40, gap = 70;
   const width = ml + 2 * (pw + gap), height = mt + ops.length * (ph + gap) + 20;
   const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`, `<rect width="100%" height="100%" fill="white"/>`, `<text x="${ml}" y="20" font-size="14" font-weight="bold">${title}</text>`];
@@ -598,9 +631,12 @@ async function main(): Promise<void> {
   }
   const systems: System[] = [];
   progress(`kv-bench: starting clusters (data and logs under ${runDir})\n`);
-  if (o.targets.includes('raftkv')) {
+  if (o.targets.includes('raftkv') || o.targets.includes('raftkv-sdk')) {
+    // One cluster for both raftkv clients.
     const pids: number[] = [];
-    systems.push(raftkvSystem(o.raftkvEndpoints ?? startRaftkv(o, runDir, pids), pids));
+    const eps = o.raftkvEndpoints ?? startRaftkv(o, runDir, pids);
+    if (o.targets.includes('raftkv')) systems.push(raftkvSystem(eps, pids));
+    if (o.targets.includes('raftkv-sdk')) systems.push(raftkvSdkSystem(eps, pids));
   }
   if (o.targets.includes('etcd')) {
     const pids: number[] = [];

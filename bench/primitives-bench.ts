@@ -43,11 +43,15 @@
 //   --low-start N [200]                   contention "low": initial value of every counter
 //   --lock-duration S [6]                 measured seconds per lock case (1 s warmup)
 //   --watch-keys N [10000] --watchers W[,W..] [1,8] --writer-c N [16] --value-bytes N [128]
-//   --workers-per-channel N [16]          as kv-bench: one SDK client / gRPC channel per 16 workers
+//   --workers-per-channel N [16]          as kv-bench: one SDK client / gRPC channel (own TCP
+//                                         connection) per 16 workers
 //   --tick-ms N [100]  --out DIR [bench/out]  (node data and logs under DIR/run-primitives/)
 //   --impl raftkv-add,raftkv-cas,etcd-cas,etcd-cas-fg [all]   contention: only these
 //   --rounds N [1]                        contention: run every impl N times, the order reversed
 //                                         in even rounds; tables show medians, ratios each round's
+//   --coalesce on|off [on]                raftkv SDK clients coalesce concurrent calls into
+//                                         KV.Batch (the SDK default); off = one RPC per call,
+//                                         as the etcd loops make
 //   --cpu-prof                            kvd nodes under `node --cpu-prof` (DIR/prof/nN/)
 //
 // Clusters use ports 27001-27003/27101-27103 (raftkv) and 22379../22380.. (etcd), apart from
@@ -92,13 +96,15 @@ interface Options {
   cpuProf: boolean;
   /** contention: only these implementations (default all). */
   impls?: CounterImpl[];
+  /** raftkv SDK clients coalesce concurrent calls into KV.Batch (KvClientOptions.coalesceCalls). */
+  coalesce: boolean;
   out: string;
 }
 
-const USAGE = 'usage: npm run bench:primitives -- [--only contention,locks,watch] [--target raftkv|both] [--duration S] [--warmup S] [--rounds N] [--counters K] [-c N] [--low-start N] [--lock-duration S] [--watch-keys N] [--watchers 1,8] [--writer-c N] [--value-bytes N] [--workers-per-channel N] [--tick-ms N] [--impl raftkv-add,raftkv-cas,etcd-cas,etcd-cas-fg] [--cpu-prof] [--out DIR]';
+const USAGE = 'usage: npm run bench:primitives -- [--only contention,locks,watch] [--target raftkv|both] [--duration S] [--warmup S] [--rounds N] [--counters K] [-c N] [--low-start N] [--lock-duration S] [--watch-keys N] [--watchers 1,8] [--writer-c N] [--value-bytes N] [--workers-per-channel N] [--tick-ms N] [--impl raftkv-add,raftkv-cas,etcd-cas,etcd-cas-fg] [--coalesce on|off] [--cpu-prof] [--out DIR]';
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { only: [...SECTIONS], etcd: true, durationS: 10, warmupS: 2, rounds: 1, counters: 16, concurrency: 64, lowStart: 200, lockDurationS: 6, watchKeys: 10_000, watchers: [1, 8], writerC: 16, valueBytes: 128, workersPerChannel: 16, tickMs: 100, cpuProf: false, out: join(ROOT, 'bench/out') };
+  const o: Options = { only: [...SECTIONS], etcd: true, durationS: 10, warmupS: 2, rounds: 1, counters: 16, concurrency: 64, lowStart: 200, lockDurationS: 6, watchKeys: 10_000, watchers: [1, 8], writerC: 16, valueBytes: 128, workersPerChannel: 16, tickMs: 100, cpuProf: false, coalesce: true, out: join(ROOT, 'bench/out') };
   const num = (flag: string, v: string | undefined, min = 1): number => {
     const n = Number(v);
     if (v === undefined || !Number.isInteger(n) || n < min) throw new Error(`${flag} needs an integer >= ${min}, got "${v}"`);
@@ -145,6 +151,12 @@ function parseArgs(argv: string[]): Options {
           return impl;
         });
         break;
+      case '--coalesce': {
+        const v = take();
+        if (v !== 'on' && v !== 'off') throw new Error(`--coalesce takes on or off, got "${v}"`);
+        o.coalesce = v === 'on';
+        break;
+      }
       case '--out': o.out = resolve(take()); break;
       case '-h': case '--help': console.log(USAGE); process.exit(0); break;
       default: throw new Error(`unknown option ${a}\n${USAGE}`);
@@ -256,9 +268,16 @@ function render(t: string[][], leftCols = 1): string {
 }
 
 /** Clients for `c` workers, one per `perChannel` workers (kv-bench's default: 16 workers per channel). */
+/** Whether the SDK clients of this run coalesce calls (--coalesce). */
+let coalesceCalls = true;
+
 function raftkvClients(cl: Cluster, c: number, perChannel: number, extra: Partial<ConstructorParameters<typeof KvClient>[0]> = {}): KvClient[] {
   const eps = [cl.raftkv.leader, ...cl.raftkv.endpoints.filter((e) => e !== cl.raftkv.leader)];
-  return Array.from({ length: Math.ceil(c / perChannel) }, () => new KvClient({ endpoints: eps, defaultTimeoutMs: CALL_TIMEOUT_MS, attemptTimeoutMs: CALL_TIMEOUT_MS, ...extra }));
+  // Each client its own connection, as each etcd channel has.
+  return Array.from(
+    { length: Math.ceil(c / perChannel) },
+    (_, i) => new KvClient({ endpoints: eps, defaultTimeoutMs: CALL_TIMEOUT_MS, attemptTimeoutMs: CALL_TIMEOUT_MS, coalesceCalls, channelOptions: channelOptions(i) as Record<string, number>, ...extra }),
+  );
 }
 
 function etcdChannels(cl: Cluster, c: number, perChannel: number): EtcdChannel[] {
@@ -893,6 +912,7 @@ const colorOf = (impl: string): string => COLORS[impl.split(' ')[0]!] ?? '#555';
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
+  coalesceCalls = o.coalesce;
   const load0 = loadavg()[0]!;
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const runId = stamp;
@@ -958,7 +978,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const meta = `${cpus().length} CPUs, 1-min load average ${load0.toFixed(1)} at start and ${loadavg()[0]!.toFixed(1)} at end`;
+  const meta = `${cpus().length} CPUs, 1-min load average ${load0.toFixed(1)} at start and ${loadavg()[0]!.toFixed(1)} at end; raftkv SDK calls ${o.coalesce ? 'coalesced (KV.Batch)' : 'one RPC each (--coalesce off)'}`;
   console.log(`\n${meta}`);
   if (contention.length) console.log(`\n== 1. hot-key contention: ${o.counters} counters, C=${o.concurrency}, decrement by 1 with floor 0 (${o.durationS} s + ${o.warmupS} s warmup; low start ${o.lowStart}/counter)\n${contentionTables(contention)}`);
   if (locks.length) console.log(`\n== 2. lock acquire/release pairs (${o.lockDurationS} s each after 1 s warmup)\n${lockTable(locks)}`);

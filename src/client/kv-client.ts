@@ -96,6 +96,12 @@ export interface KvClientOptions {
   maxBatchItems?: number;
   /** Most encoded request bytes in one coalesced batch (a larger call goes alone). Default 256 KiB. */
   maxBatchBytes?: number;
+  /**
+   * Extra grpc-js channel options for every connection this client opens. grpc-js shares one
+   * connection per address among clients with equal options; a distinct option (any unknown
+   * key, e.g. {'app.pool': 3}) gives a client connections of its own.
+   */
+  channelOptions?: Record<string, string | number>;
 }
 
 /** Makes a retried write exactly-once: the server returns the first result for a repeated key. */
@@ -641,6 +647,7 @@ export class KvClient {
   /** One coalescer per address (undefined when coalesceCalls is off). */
   private readonly coalescers = new Map<string, CallCoalescer>();
   private readonly coalesceLimits: CoalescerLimits | undefined;
+  private readonly channelOptions: grpc.ChannelOptions;
   private leaderAddr: string | undefined;
   private closed = false;
 
@@ -656,6 +663,7 @@ export class KvClient {
     this.clientId = opts.clientId ?? randomUUID();
     if (this.clientId.length === 0 || this.clientId.length > 256) throw new TypeError('clientId must be 1..256 characters');
     this.attemptTimeoutMs = opts.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
+    this.channelOptions = { ...opts.channelOptions, 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES };
     if (opts.coalesceCalls ?? true) {
       const maxBatchItems = opts.maxBatchItems ?? DEFAULT_MAX_BATCH_ITEMS;
       const maxBatchBytes = opts.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
@@ -948,7 +956,7 @@ export class KvClient {
     if (this.closed) throw new KvClientError(grpc.status.CANCELLED, 'client is closed', { notSent: true });
     let c = this.channels.get(addr);
     if (!c) {
-      c = new grpc.Client(addr, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES });
+      c = new grpc.Client(addr, grpc.credentials.createInsecure(), this.channelOptions);
       this.channels.set(addr, c);
     }
     return c;
