@@ -68,6 +68,7 @@ function program(): Command {
     .option('--clock-leader-isolated', 'clock nemesis: always skew the leader, then cut it off')
     .option('--store <dir>', 'parent of the run directories', 'store')
     .option('--keep-data', 'keep node data dirs even when the run passed')
+    .addOption(new Option('--clients <how>', 'shared: all workers call through one KvClient (overlapping calls are coalesced into KV.Batch); per-worker: one each').choices(['shared', 'per-worker']).default('shared'))
     .addOption(new Option('--planted-bug <bug>', 'TEST ONLY: plant a client bug the checker must catch').choices([...PLANTED_BUGS]).hideHelp())
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -91,6 +92,7 @@ interface Opts {
   partitions?: string;
   keepData?: boolean;
   pauseTarget: 'any' | 'leader';
+  clients: 'shared' | 'per-worker';
   pauseMinMs?: number;
   clockRates?: string;
   clockLeaderIsolated?: boolean;
@@ -198,6 +200,7 @@ export async function main(argv: string[]): Promise<number> {
       ...(opts.partitions ? { partitionKinds: partitionKinds(opts.partitions) } : {}),
       ...(opts.keepData ? { keepData: true } : {}),
       pauseTarget: opts.pauseTarget,
+      clients: opts.clients,
       ...(opts.pauseMinMs !== undefined ? { pauseMinMs: opts.pauseMinMs } : {}),
       ...(opts.clockRates ? { clockRates: clockRatesOf(opts.clockRates) } : {}),
       ...(opts.clockLeaderIsolated ? { clockLeaderIsolated: true } : {}),

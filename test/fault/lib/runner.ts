@@ -58,6 +58,12 @@ export interface RunOptions {
   clockLeaderIsolated?: boolean;
   /** Test-only: a planted client bug the checker must catch. */
   plantedBug?: PlantedBug;
+  /**
+   * 'shared' (default): all workers call through one KvClient (per membership epoch), so calls
+   * that overlap are coalesced into KV.Batch as any concurrent SDK user's are; 'per-worker':
+   * one KvClient each (every call its own RPC).
+   */
+  clients?: 'shared' | 'per-worker';
   /** The command line, for results.json and the report. */
   command?: string;
   onProgress?: (p: Progress) => void;
@@ -162,6 +168,7 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
   const faults: FaultWindow[] = [];
   const members: ProcNode[] = [...cluster.nodes];
   let epoch = 0;
+  let sharedWriter: { epoch: number; client: KvClient } | undefined;
   let nextId = opts.nodes + 1;
   let phase: Progress['phase'] = 'starting';
   let currentFault = 'none';
@@ -225,6 +232,7 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
     await stopper.sleep(opts.timeLimitS * 1000);
     stopper.stop();
     await Promise.all(workers);
+    sharedWriter?.client.close();
     workloadEndMs = rec.nowMs();
     await nemesisLoop;
     if (!aborted) {
@@ -289,6 +297,18 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
 
   // ------------------------------------------------------------------ pieces
 
+  /** The workers' KvClient for the current epoch ('shared'), or a new one ('per-worker'). */
+  function writerFor(currentEpoch: number, opTimeoutMs: number): KvClient {
+    const make = () => new KvClient({ endpoints: members.map((n) => n.clientAddr), defaultTimeoutMs: opTimeoutMs, discoveryTimeoutMs: Math.min(500, opTimeoutMs) });
+    if (opts.clients === 'per-worker') return make();
+    if (sharedWriter?.epoch !== currentEpoch) {
+      const old = sharedWriter?.client;
+      if (old) setTimeout(() => old.close(), opTimeoutMs + 1000);
+      sharedWriter = { epoch: currentEpoch, client: make() };
+    }
+    return sharedWriter.client;
+  }
+
   async function runWorker(w: number): Promise<void> {
     const wrng = rng.fork(w);
     let proc = w;
@@ -307,8 +327,8 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
       if (stopper.stopped) break;
       if (writerEpoch !== epoch || !writer) {
         const old = writer;
-        if (old) setTimeout(() => old.close(), opTimeoutMs + 1000);
-        writer = new KvClient({ endpoints: members.map((n) => n.clientAddr), defaultTimeoutMs: opTimeoutMs, discoveryTimeoutMs: Math.min(500, opTimeoutMs) });
+        if (old && opts.clients === 'per-worker') setTimeout(() => old.close(), opTimeoutMs + 1000);
+        writer = writerFor(epoch, opTimeoutMs);
         writerEpoch = epoch;
         // One logical session per worker: a new client continues it from the old one's token.
         if (sessionId) session = session ? writer.session(session.token()) : writer.session();
@@ -318,7 +338,7 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
       const c = await execute(proc, op, execContext(w, node, wrng, writer, session), sessionId);
       if (c.type === 'info') proc += opts.concurrency;
     }
-    if (writer) {
+    if (writer && opts.clients === 'per-worker') {
       const last = writer;
       setTimeout(() => last.close(), 100);
     }
