@@ -267,10 +267,10 @@ function render(t: string[][], leftCols = 1): string {
   return t.map((r) => r.map((x, i) => (i < leftCols ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ')).join('\n');
 }
 
-/** Clients for `c` workers, one per `perChannel` workers (kv-bench's default: 16 workers per channel). */
 /** Whether the SDK clients of this run coalesce calls (--coalesce). */
 let coalesceCalls = true;
 
+/** Clients for `c` workers, one per `perChannel` workers (kv-bench's default: 16 workers per channel). */
 function raftkvClients(cl: Cluster, c: number, perChannel: number, extra: Partial<ConstructorParameters<typeof KvClient>[0]> = {}): KvClient[] {
   const eps = [cl.raftkv.leader, ...cl.raftkv.endpoints.filter((e) => e !== cl.raftkv.leader)];
   // Each client its own connection, as each etcd channel has.

@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
-import { CallCoalescer, type BatchableMethod } from './call-coalescer.js';
+import { CallCoalescer, type BatchableMethod, type BatchResultMsg } from './call-coalescer.js';
 import { kvType } from './proto.js';
 
 interface DecodedItem {
@@ -26,9 +26,14 @@ function decodeBatch(buf: Buffer): DecodedItem[] {
 
 type Reply = { put?: object; get?: object; counter?: object; error?: { code: number; message: string; metadata?: Record<string, string> } };
 
-/** A fake server: unary calls answer {unary: key}; batches answer by `answer` (default: each put ok). */
-function fakeTransport(opts: { answer?: (items: DecodedItem[]) => Promise<Reply[]>; unaryFails?: (key: string) => unknown; batchFails?: unknown } = {}) {
-  const log: { unary: string[]; batches: DecodedItem[][] } = { unary: [], batches: [] };
+/**
+ * A fake server: unary calls answer {unary: key}; batches answer by `answer` (default: each put
+ * ok), all results in one message, or item by item after `delayMsOf(item)` when given.
+ */
+function fakeTransport(
+  opts: { answer?: (items: DecodedItem[]) => Promise<Reply[]>; unaryFails?: (key: string) => unknown; batchFails?: unknown; delayMsOf?: (item: DecodedItem) => number } = {},
+) {
+  const log: { unary: string[]; batches: DecodedItem[][]; messages: number } = { unary: [], batches: [], messages: 0 };
   const unary = async (method: BatchableMethod, req: unknown): Promise<unknown> => {
     const key = Buffer.from((req as { key: Uint8Array }).key).toString();
     log.unary.push(`${method}:${key}`);
@@ -37,13 +42,25 @@ function fakeTransport(opts: { answer?: (items: DecodedItem[]) => Promise<Reply[
     if (fail) throw fail;
     return { unary: key };
   };
-  const batch = async (request: Buffer): Promise<{ results: Reply[] }> => {
+  const batch = async (request: Buffer, _deadline: number, onResults: (results: BatchResultMsg[]) => void): Promise<void> => {
     const items = decodeBatch(request);
     log.batches.push(items);
     await new Promise((r) => setTimeout(r, 5));
     if (opts.batchFails) throw opts.batchFails;
-    const results = opts.answer ? await opts.answer(items) : items.map((it) => ({ put: { header: { revision: 1 }, key: it.key } }));
-    return { results };
+    const results: BatchResultMsg[] = (opts.answer ? await opts.answer(items) : items.map((it) => ({ put: { header: { revision: 1 }, key: it.key } }))).map((r, index) => ({ index, ...r }));
+    const delayMsOf = opts.delayMsOf;
+    if (!delayMsOf) {
+      log.messages++;
+      onResults(results);
+      return;
+    }
+    await Promise.all(
+      results.map(async (r) => {
+        await new Promise((res) => setTimeout(res, delayMsOf(items[r.index!]!)));
+        log.messages++;
+        onResults([r]);
+      }),
+    );
   };
   return { log, unary, batch };
 }
@@ -115,7 +132,7 @@ describe('CallCoalescer', () => {
     await busy;
     expect(got.map((g) => g.status)).toEqual(['rejected', 'rejected']);
     expect((got[0] as PromiseRejectedResult).reason).toMatchObject({ code: grpc.status.INTERNAL, details: expect.stringContaining("no Put response") });
-    expect((got[1] as PromiseRejectedResult).reason).toMatchObject({ code: grpc.status.INTERNAL, details: expect.stringContaining('no result') });
+    expect((got[1] as PromiseRejectedResult).reason).toMatchObject({ code: grpc.status.INTERNAL, details: expect.stringContaining('without a result') });
   });
 
   it('splits a queue at maxBatchItems and sends an item over maxBatchBytes alone', async () => {
@@ -144,16 +161,76 @@ describe('CallCoalescer', () => {
     expect(t.log.unary).toEqual(['Put:first', 'Put:a', 'Put:b', 'Put:c', 'Put:d', 'Put:e']);
   });
 
-  it('resends the items of a batch refused whole (RESOURCE_EXHAUSTED) one by one, and keeps batching', async () => {
-    const t = fakeTransport({ batchFails: { code: grpc.status.RESOURCE_EXHAUSTED, details: 'Received message larger than max' } });
+  it('resends the items of a batch the server refused whole as too many (RESOURCE_EXHAUSTED, not applied) one by one, and keeps later batches smaller', async () => {
+    const tooMany = new grpc.Metadata();
+    tooMany.set('x-raftkv-not-applied', '1');
+    let refuse = true;
+    const t = fakeTransport({ answer: async (items) => items.map((it) => ({ put: { key: it.key } })) });
+    const c = new CallCoalescer(
+      t.unary,
+      async (request, deadline, onResults) => {
+        if (refuse) {
+          refuse = false;
+          t.log.batches.push([]);
+          throw { code: grpc.status.RESOURCE_EXHAUSTED, details: 'batch has 4 items, over maxBatchItems=2', metadata: tooMany };
+        }
+        return t.batch(request, deadline, onResults);
+      },
+      LIMITS,
+    );
+    const busy = c.call('Put', put('first'), soon());
+    const res = await Promise.all(['a', 'b', 'c', 'd'].map((k) => c.call('Put', put(k), soon())));
+    await busy;
+    expect(res).toEqual(['a', 'b', 'c', 'd'].map((k) => ({ unary: k })));
+    // Later batches carry at most half the refused size.
+    const busy2 = c.call('Put', put('first2'), soon());
+    const res2 = await Promise.all(['e', 'f', 'g', 'h'].map((k) => c.call('Put', put(k), soon())));
+    await busy2;
+    expect(res2.map((r) => (r as { key: string }).key)).toEqual(['e', 'f', 'g', 'h']);
+    expect(t.log.batches.slice(1).map((b) => b.map((i) => i.key))).toEqual([['e', 'f'], ['g', 'h']]);
+  });
+
+  it('a RESOURCE_EXHAUSTED not marked as refused whole (e.g. grpc-js over its receive limit, after the server ran everything) fails the items, unsent again', async () => {
+    const tooLarge = { code: grpc.status.RESOURCE_EXHAUSTED, details: 'Received message larger than max (300000000 vs 268435456)', metadata: new grpc.Metadata() };
+    const t = fakeTransport({ batchFails: tooLarge });
     const c = new CallCoalescer(t.unary, t.batch, LIMITS);
-    const res = await Promise.all([c.call('Put', put('first'), soon()), c.call('Put', put('a'), soon()), c.call('Put', put('b'), soon())]);
-    expect(res).toEqual([{ unary: 'first' }, { unary: 'a' }, { unary: 'b' }]);
-    await Promise.all([c.call('Put', put('c'), soon()), c.call('Put', put('d'), soon())]);
-    expect(t.log.batches).toHaveLength(1); // "d" queued behind "c" alone: a lone item goes unary
-    const again = [c.call('Put', put('e'), soon()), c.call('Put', put('f'), soon()), c.call('Put', put('g'), soon())];
-    await Promise.all(again);
-    expect(t.log.batches.map((b) => b.map((i) => i.key))).toEqual([['a', 'b'], ['f', 'g']]);
+    const busy = c.call('Put', put('first'), soon());
+    const got = await Promise.allSettled([c.call('Put', put('a'), soon()), c.call('Put', put('b'), soon())]);
+    await busy;
+    expect(got).toEqual([
+      { status: 'rejected', reason: tooLarge },
+      { status: 'rejected', reason: tooLarge },
+    ]);
+    expect(t.log.unary).toEqual(['Put:first']);
+  });
+
+  it('answers each item when its result arrives: a slow item does not hold back the others', async () => {
+    const t = fakeTransport({ delayMsOf: (it) => (it.key === 'slow' ? 400 : 0) });
+    const c = new CallCoalescer(t.unary, t.batch, LIMITS);
+    const busy = c.call('Put', put('first'), soon());
+    const t0 = Date.now();
+    const slow = c.call('Put', put('slow'), soon());
+    const fast = c.call('Put', put('fast'), soon());
+    await expect(fast).resolves.toMatchObject({ key: 'fast' });
+    expect(Date.now() - t0).toBeLessThan(300);
+    await expect(slow).resolves.toMatchObject({ key: 'slow' });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(390);
+    await busy;
+    expect(t.log.batches).toHaveLength(1);
+    expect(t.log.messages).toBe(2);
+  });
+
+  it('a queued call whose deadline passed before the flush is not sent: DEADLINE_EXCEEDED, marked not applied', async () => {
+    const t = fakeTransport();
+    const c = new CallCoalescer(t.unary, t.batch, LIMITS);
+    const busy = c.call('Put', put('first'), soon());
+    const late = c.call('Put', put('late'), Date.now() - 1);
+    const onTime = [c.call('Put', put('a'), soon()), c.call('Put', put('b'), soon())];
+    const err = (await late.catch((e: unknown) => e)) as { code: number; metadata: grpc.Metadata };
+    expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(err.metadata.get('x-raftkv-not-applied')).toEqual(['1']);
+    await Promise.all([busy, ...onTime]);
+    expect(t.log.batches.map((b) => b.map((i) => i.key))).toEqual([['a', 'b']]);
   });
 
   it('fails every item with the error of a batch that failed as a whole (e.g. connection lost)', async () => {

@@ -10,9 +10,15 @@
 // (setImmediate): the callers a completed batch resumes all queue in that turn. A queue that
 // reaches maxBatchItems or maxBatchBytes goes out at once.
 //
-// Fallbacks: a server without Batch (UNIMPLEMENTED) gets unary calls from then on; a batch
-// refused whole with RESOURCE_EXHAUSTED (over the server's maxBatchItems or message size:
-// nothing in it ran) is resent as unary calls, so each item meets the limits on its own.
+// Results stream back as the server finishes items, so an item is answered when it is done,
+// not when the slowest item of its batch is; each item also expires on its own deadline here.
+//
+// Fallbacks, only where nothing in the batch ran: a server without Batch (UNIMPLEMENTED) gets
+// unary calls from then on; a batch the server refused whole as over its maxBatchItems
+// (RESOURCE_EXHAUSTED marked x-raftkv-not-applied) is resent as unary calls and later batches
+// are kept smaller. Any other failure of the call (a RESOURCE_EXHAUSTED from grpc-js itself
+// may come after the server ran everything) fails the unanswered items with that error, which
+// says nothing about whether they applied.
 
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
@@ -36,10 +42,16 @@ export interface CoalescerLimits {
 
 /** Sends one unary KV call; rejects with the raw grpc-js error. */
 export type UnaryCall = (method: BatchableMethod, req: unknown, deadline: number) => Promise<unknown>;
-/** Sends one KV.Batch call with an already encoded BatchRequest; rejects with the raw grpc-js error. */
-export type BatchCall = (request: Buffer, deadline: number) => Promise<{ results?: BatchResultMsg[] }>;
+/**
+ * Sends one KV.Batch call with an already encoded BatchRequest; `onResults` gets the results of
+ * each streamed message as it arrives; resolves when the call ends OK, rejects with the raw
+ * grpc-js error (code, details, trailing metadata).
+ */
+export type BatchCall = (request: Buffer, deadline: number, onResults: (results: BatchResultMsg[]) => void) => Promise<void>;
 
-interface BatchResultMsg {
+export interface BatchResultMsg {
+  /** The item's position in the batch. */
+  index?: number;
   error?: { code: number; message: string; metadata?: Record<string, string> } | null;
   [field: string]: unknown;
 }
@@ -54,8 +66,7 @@ interface Pending {
   settled: boolean;
 }
 
-/** Items whose deadlines spread over more than this share the batch's timer no longer: each expires on its own. */
-const DEADLINE_SPREAD_MS = 20;
+const NOT_APPLIED_METADATA_KEY = 'x-raftkv-not-applied';
 
 let batchItemType: protobuf.Type | undefined;
 
@@ -64,19 +75,23 @@ export class CallCoalescer {
   private queue: Pending[] = [];
   private flushScheduled = false;
   private batchUnsupported = false;
+  /** Most items per batch: limits.maxBatchItems, lowered when a server refuses a batch as too many. */
+  private maxItems: number;
 
   constructor(
     private readonly unaryCall: UnaryCall,
     private readonly batchCall: BatchCall,
     private readonly limits: CoalescerLimits,
-  ) {}
+  ) {
+    this.maxItems = limits.maxBatchItems;
+  }
 
   /** The unary call's result, or its error (a raw grpc-js error or a ServiceError-shaped object). */
   call(method: BatchableMethod, req: unknown, deadline: number): Promise<unknown> {
     if (this.batchUnsupported || (this.inflight === 0 && this.queue.length === 0)) return this.sendUnary(method, req, deadline);
     return new Promise((resolve, reject) => {
       this.queue.push({ method, req, deadline, resolve, reject, settled: false });
-      if (this.queue.length >= this.limits.maxBatchItems) this.flush();
+      if (this.queue.length >= this.maxItems) this.flush();
       else if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -110,13 +125,25 @@ export class CallCoalescer {
       chunkParts = [];
       chunkBytes = 0;
     };
+    const now = Date.now();
     for (const p of items) {
-      const framed = frameItem(p);
+      // A caller that has given up must not have its write sent (and perhaps applied) now.
+      if (p.deadline <= now) {
+        settle(p, () => p.reject(notSentError(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded before the call was sent')));
+        continue;
+      }
+      let framed: Buffer;
+      try {
+        framed = frameItem(p, now);
+      } catch (e) {
+        settle(p, () => p.reject(notSentError(grpc.status.INTERNAL, `Request message serialization failure: ${(e as Error)?.message ?? String(e)}`)));
+        continue;
+      }
       if (framed.length > this.limits.maxBatchBytes) {
         this.forward(p, this.sendUnary(p.method, p.req, p.deadline));
         continue;
       }
-      if (chunk.length >= this.limits.maxBatchItems || chunkBytes + framed.length > this.limits.maxBatchBytes) sendChunk();
+      if (chunk.length >= this.maxItems || chunkBytes + framed.length > this.limits.maxBatchBytes) sendChunk();
       chunk.push(p);
       chunkParts.push(framed);
       chunkBytes += framed.length;
@@ -133,32 +160,36 @@ export class CallCoalescer {
 
   private sendBatch(items: Pending[], request: Buffer): void {
     let deadline = 0;
-    let earliest = Infinity;
-    for (const p of items) {
-      deadline = Math.max(deadline, p.deadline);
-      earliest = Math.min(earliest, p.deadline);
-    }
-    const timer = deadline - earliest > DEADLINE_SPREAD_MS ? this.expireEarly(items, deadline) : undefined;
+    for (const p of items) deadline = Math.max(deadline, p.deadline);
+    const expiry = new ItemExpiry(items, deadline);
+    const onResults = (results: BatchResultMsg[]): void => {
+      for (const r of results) {
+        const p = items[r.index ?? 0];
+        if (p) settleFromResult(p, r);
+      }
+    };
     this.inflight++;
-    let sent: Promise<{ results?: BatchResultMsg[] }>;
+    let sent: Promise<void>;
     try {
-      sent = this.batchCall(request, deadline);
+      sent = this.batchCall(request, deadline, onResults);
     } catch (e) {
       sent = Promise.reject(e);
     }
     sent.then(
-      (res) => {
+      () => {
         this.inflight--;
-        if (timer) clearTimeout(timer);
-        const results = res.results ?? [];
-        items.forEach((p, i) => settleFromResult(p, results[i]));
+        expiry.stop();
+        const missing = internalError('batch ended without a result for this call');
+        for (const p of items) settle(p, () => p.reject(missing));
       },
       (e: unknown) => {
         this.inflight--;
-        if (timer) clearTimeout(timer);
+        expiry.stop();
         const code = (e as { code?: number })?.code;
         if (code === grpc.status.UNIMPLEMENTED) this.batchUnsupported = true;
-        if (code === grpc.status.UNIMPLEMENTED || code === grpc.status.RESOURCE_EXHAUSTED) {
+        const refusedWhole = code === grpc.status.RESOURCE_EXHAUSTED && markedNotApplied(e);
+        if (refusedWhole) this.maxItems = Math.max(2, Math.min(this.maxItems, Math.floor(items.length / 2)));
+        if (code === grpc.status.UNIMPLEMENTED || refusedWhole) {
           // Nothing in the batch ran: each item goes again on its own.
           for (const p of items) if (!p.settled) this.forward(p, this.sendUnary(p.method, p.req, p.deadline));
           return;
@@ -167,18 +198,38 @@ export class CallCoalescer {
       },
     );
   }
+}
 
-  /** Fails items whose own deadline passes while the batch (with a later deadline) is out. */
-  private expireEarly(items: Pending[], batchDeadline: number): NodeJS.Timeout | undefined {
-    const next = Math.min(...items.filter((p) => !p.settled).map((p) => p.deadline));
-    if (!Number.isFinite(next) || next >= batchDeadline) return undefined;
-    const t = setTimeout(() => {
-      const now = Date.now();
-      for (const p of items) if (p.deadline <= now) settle(p, () => p.reject(deadlineExceeded()));
-      this.expireEarly(items, batchDeadline);
-    }, Math.max(0, next - Date.now()));
-    t.unref();
-    return t;
+/** Fails each item of a batch whose own deadline passes while the batch (with a later one) is out. */
+class ItemExpiry {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly items: Pending[],
+    private readonly batchDeadline: number,
+  ) {
+    this.arm();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private arm(): void {
+    let next = Infinity;
+    for (const p of this.items) if (!p.settled && p.deadline < next) next = p.deadline;
+    if (this.stopped || !Number.isFinite(next) || next >= this.batchDeadline) return;
+    this.timer = setTimeout(() => this.expire(), Math.max(0, next - Date.now()));
+    this.timer.unref();
+  }
+
+  private expire(): void {
+    const now = Date.now();
+    for (const p of this.items) if (p.deadline <= now) settle(p, () => p.reject(deadlineExceeded()));
+    this.arm();
   }
 }
 
@@ -188,17 +239,36 @@ function settle(p: Pending, fn: () => void): void {
   fn();
 }
 
-function settleFromResult(p: Pending, r: BatchResultMsg | undefined): void {
-  if (!r) return settle(p, () => p.reject({ code: grpc.status.INTERNAL, details: 'batch response has no result for this call', metadata: new grpc.Metadata() }));
+function settleFromResult(p: Pending, r: BatchResultMsg): void {
   if (r.error) {
     const metadata = new grpc.Metadata();
-    for (const [k, v] of Object.entries(r.error.metadata ?? {})) metadata.set(k, v);
+    try {
+      for (const [k, v] of Object.entries(r.error.metadata ?? {})) metadata.set(k, v);
+    } catch (e) {
+      return settle(p, () => p.reject(internalError(`batch result has bad metadata: ${(e as Error)?.message ?? String(e)}`)));
+    }
     const err = { code: r.error.code, details: r.error.message, metadata };
     return settle(p, () => p.reject(err));
   }
   const res = r[BATCHABLE_METHODS[p.method]];
-  if (res == null) return settle(p, () => p.reject({ code: grpc.status.INTERNAL, details: `batch result of a ${p.method} has no ${p.method} response`, metadata: new grpc.Metadata() }));
+  if (res == null) return settle(p, () => p.reject(internalError(`batch result of a ${p.method} has no ${p.method} response`)));
   settle(p, () => p.resolve(res));
+}
+
+function internalError(details: string): { code: number; details: string; metadata: grpc.Metadata } {
+  return { code: grpc.status.INTERNAL, details, metadata: new grpc.Metadata() };
+}
+
+/** An error for a call that never left this process: marked not applied, as the server marks its refusals. */
+function notSentError(code: number, details: string): { code: number; details: string; metadata: grpc.Metadata } {
+  const metadata = new grpc.Metadata();
+  metadata.set(NOT_APPLIED_METADATA_KEY, '1');
+  return { code, details, metadata };
+}
+
+function markedNotApplied(e: unknown): boolean {
+  const md = (e as { metadata?: unknown })?.metadata;
+  return md instanceof grpc.Metadata && md.get(NOT_APPLIED_METADATA_KEY)[0]?.toString() === '1';
 }
 
 function deadlineExceeded(): { code: number; details: string; metadata: grpc.Metadata } {
@@ -206,9 +276,9 @@ function deadlineExceeded(): { code: number; details: string; metadata: grpc.Met
 }
 
 /** One BatchItem as field 1 of BatchRequest (tag, length, bytes), so batches are joined without re-encoding. */
-function frameItem(p: Pending): Buffer {
+function frameItem(p: Pending, nowMs: number): Buffer {
   batchItemType ??= kvType('BatchItem');
-  const timeoutMs = Math.max(1, Math.min(0xffffffff, Math.round(p.deadline - Date.now())));
+  const timeoutMs = Math.max(1, Math.min(0xffffffff, Math.round(p.deadline - nowMs)));
   const body = batchItemType.encode({ [BATCHABLE_METHODS[p.method]]: p.req, timeoutMs } as unknown as protobuf.Message).finish();
   const header = Buffer.allocUnsafe(6);
   header[0] = 0x0a; // field 1, length-delimited

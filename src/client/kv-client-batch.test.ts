@@ -58,13 +58,16 @@ async function fakeServer(opts: { batch?: boolean; refuse?: (key: string) => { c
       for (const [k, v] of Object.entries(a.err.metadata)) md.set(k, v);
       cb({ code: a.err.code, details: a.err.message, metadata: md } as grpc.ServiceError);
     },
-    Batch: (call: grpc.ServerUnaryCall<{ items: Item[] }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+    Batch: (call: grpc.ServerWritableStream<{ items: Item[] }, unknown>) => {
       rec.batches.push(call.request.items.map((it) => Buffer.from((it.put ?? it.get)!.key).toString()));
-      const results = call.request.items.map((it) => {
+      const results = call.request.items.map((it, index) => {
         const a = answerPut(it.put!);
-        return 'ok' in a ? { put: a.ok } : { error: a.err };
+        return 'ok' in a ? { index, put: a.ok } : { index, error: a.err };
       });
-      setTimeout(() => cb(null, { results }), 5);
+      setTimeout(() => {
+        call.write({ results });
+        call.end();
+      }, 5);
     },
   };
   server.addService(opts.batch === false ? withoutBatch : kv, impl);

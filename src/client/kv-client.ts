@@ -50,7 +50,7 @@ import { lockWith, type LockHandle, type LockOptions } from './lock.js';
 import { Election } from './election.js';
 import { watchChanges, type WatchBatch, type WatchOptions } from './watch.js';
 import { runTransaction, type Transaction, type TransactionOptions } from './transaction.js';
-import { CallCoalescer, isBatchable, type CoalescerLimits } from './call-coalescer.js';
+import { CallCoalescer, isBatchable, type BatchResultMsg, type CoalescerLimits } from './call-coalescer.js';
 
 export { CompareResult, CompareTarget, Consistency, PartitionDirection };
 export type { FaultConfig, KeyValue, Member, ReadHeader };
@@ -97,7 +97,8 @@ export interface KvClientOptions {
   /** Most encoded request bytes in one coalesced batch (a larger call goes alone). Default 256 KiB. */
   maxBatchBytes?: number;
   /**
-   * Extra grpc-js channel options for every connection this client opens. grpc-js shares one
+   * Extra grpc-js channel options for the connections of this client's calls and lease/election
+   * streams (watch streams open connections of their own, without them). grpc-js shares one
    * connection per address among clients with equal options; a distinct option (any unknown
    * key, e.g. {'app.pool': 3}) gives a client connections of its own.
    */
@@ -992,13 +993,37 @@ export class KvClient {
     });
   }
 
+  /** One KV.Batch call (server-streamed results); the request arrives encoded (the coalescer frames each item once). */
+  private batchStream(addr: string, request: Buffer, deadline: number, onResults: (results: BatchResultMsg[]) => void): Promise<void> {
+    const m = methodDef('KV', 'Batch');
+    let ch: grpc.Client;
+    try {
+      ch = this.channel(addr);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise<void>((resolve, reject) => {
+      const stream = ch.makeServerStreamRequest(m.path, (b: unknown) => b as Buffer, m.responseDeserialize, request, new grpc.Metadata(), { deadline });
+      let error: unknown;
+      stream.on('data', (msg: { results?: BatchResultMsg[] }) => onResults(msg.results ?? []));
+      stream.on('error', (e: unknown) => {
+        error = e;
+      });
+      // grpc-js emits 'status' (after 'error' when not OK) right as the call ends, while results
+      // that arrived just before may still sit in the stream's buffer (delivered on the next
+      // tick): settle after them, so no answered item gets the call's error.
+      stream.on('status', (st: grpc.StatusObject) =>
+        setImmediate(() => (st.code === grpc.status.OK ? resolve() : reject(error ?? { code: st.code, details: st.details, metadata: st.metadata }))),
+      );
+    });
+  }
+
   private coalescer(addr: string, limits: CoalescerLimits): CallCoalescer {
     let c = this.coalescers.get(addr);
     if (!c) {
       c = new CallCoalescer(
         (method, req, deadline) => this.unary(addr, 'KV', method, req, deadline),
-        // The request arrives encoded (the coalescer frames each item once).
-        (request, deadline) => this.unary(addr, 'KV', 'Batch', request, deadline, (b) => b as Buffer),
+        (request, deadline, onResults) => this.batchStream(addr, request, deadline, onResults),
         limits,
       );
       this.coalescers.set(addr, c);

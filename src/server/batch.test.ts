@@ -12,6 +12,7 @@ const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined) => (b === undefined ? undefined : Buffer.from(b).toString());
 
 interface BatchResult {
+  index?: number;
   put?: { header: { revision: number } } | null;
   get?: { kv?: { value: Uint8Array } | null } | null;
   range?: { count: number } | null;
@@ -35,10 +36,27 @@ function call<Res>(addr: string, method: string, req: unknown): Promise<Res> {
   );
 }
 
+/** One Batch call: every streamed message, in arrival order, with the time it arrived. */
+function batchMessages(addr: string, items: unknown[], deadlineMs = 5_000): Promise<Array<{ atMs: number; results: BatchResult[] }>> {
+  const c = new grpc.Client(addr, grpc.credentials.createInsecure());
+  channels.push(c);
+  const m = kvServiceDefinition('KV').Batch!;
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const messages: Array<{ atMs: number; results: BatchResult[] }> = [];
+    const stream = c.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, { items }, new grpc.Metadata(), { deadline: Date.now() + deadlineMs });
+    stream.on('data', (msg: { results: BatchResult[] }) => messages.push({ atMs: Date.now() - t0, results: msg.results }));
+    stream.on('error', reject);
+    stream.on('end', () => resolve(messages));
+  });
+}
+
+/** One Batch call's results, in item order; every item answered exactly once. */
 async function batch(addr: string, items: unknown[]): Promise<BatchResult[]> {
-  const r = await call<{ results: BatchResult[] }>(addr, 'Batch', { items });
-  expect(r.results).toHaveLength(items.length);
-  return r.results;
+  const messages = await batchMessages(addr, items);
+  const all = messages.flatMap((m) => m.results);
+  expect(all.map((r) => r.index ?? 0).sort((a, b) => a - b)).toEqual(items.map((_, i) => i));
+  return items.map((_, i) => all.find((r) => (r.index ?? 0) === i)!);
 }
 
 const addrOf = (id: number) => cluster.specs.find((s) => s.id === id)!.clientAddr;
@@ -93,7 +111,7 @@ describe('KV.Batch', () => {
   it(`refuses a batch over maxBatchItems (${MAX_BATCH_ITEMS}) whole, marked not applied, and applies none of it`, async () => {
     const leader = addrOf(await cluster.waitForLeader());
     const items = Array.from({ length: MAX_BATCH_ITEMS + 1 }, (_, i) => ({ put: { key: enc(`b/over/${i}`), value: enc('x') } }));
-    const err = await call(leader, 'Batch', { items }).then(
+    const err = await batchMessages(leader, items).then(
       () => undefined,
       (e: grpc.ServiceError) => e,
     );
@@ -119,5 +137,30 @@ describe('KV.Batch', () => {
     expect(r[0]!.error?.code).toBeOneOf([grpc.status.DEADLINE_EXCEEDED, grpc.status.FAILED_PRECONDITION, grpc.status.UNAVAILABLE]);
     expect(Date.now() - t0).toBeLessThan(800);
     expect(dec(r[1]!.get!.kv!.value)).toBe('v');
+  });
+
+  it('streams each result as its item finishes: a write is answered while a read in the same batch still waits', async () => {
+    const leader = addrOf(await cluster.waitForLeader());
+    const messages = await batchMessages(leader, [
+      // SESSION read of a revision nobody has: held until its own 600 ms run out.
+      { get: { key: enc('b/w'), read: { consistency: 3, minRevision: 1e12 } }, timeoutMs: 600 },
+      { put: { key: enc('b/w'), value: enc('fast') } },
+    ]);
+    expect(messages).toHaveLength(2);
+    const [first, second] = messages as [(typeof messages)[0], (typeof messages)[0]];
+    expect(first.results.map((r) => r.index ?? 0)).toEqual([1]);
+    expect(first.results[0]!.put!.header.revision).toBeGreaterThan(0);
+    expect(first.atMs).toBeLessThan(400);
+    expect(second.results.map((r) => r.index ?? 0)).toEqual([0]);
+    expect(second.results[0]!.error).toBeTruthy();
+    expect(second.atMs).toBeGreaterThanOrEqual(550);
+  });
+
+  it('items finishing together share one message (a Ready of writes)', async () => {
+    const leader = addrOf(await cluster.waitForLeader());
+    const items = Array.from({ length: MAX_BATCH_ITEMS }, (_, i) => ({ put: { key: enc(`b/together/${i}`), value: enc('x') } }));
+    const messages = await batchMessages(leader, items);
+    expect(messages.flatMap((m) => m.results)).toHaveLength(MAX_BATCH_ITEMS);
+    expect(messages.length).toBeLessThanOrEqual(2);
   });
 });

@@ -24,7 +24,7 @@ import { CompactedError, FutureRevisionError, type ApplyResult } from '../state-
 import type { FaultyTransport } from '../transport/index.js';
 import { encodeMemberContext } from '../transport/index.js';
 import type { Limits } from './config.js';
-import { failedPrecondition, invalidArgument, KvError, notFound, unavailable, unavailableNotApplied } from './errors.js';
+import { failedPrecondition, invalidArgument, KvError, notFound, resourceExhausted, unavailable, unavailableNotApplied } from './errors.js';
 import type { NodeHost } from './node-host.js';
 
 type Handler<Req, Res> = (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
@@ -47,7 +47,7 @@ function unary<Req, Res>(fn: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> 
   };
 }
 
-function timeoutMsOf(call: grpc.ServerUnaryCall<unknown, unknown>, defaultMs: number): number {
+function timeoutMsOf(call: { getDeadline(): grpc.Deadline }, defaultMs: number): number {
   const d = call.getDeadline();
   const at = d instanceof Date ? d.getTime() : Number(d);
   if (!Number.isFinite(at)) return defaultMs;
@@ -57,6 +57,7 @@ function timeoutMsOf(call: grpc.ServerUnaryCall<unknown, unknown>, defaultMs: nu
 /** The oneof field names of BatchItem / BatchResult, and the KV method each stands for. */
 const BATCH_METHODS = { put: 'Put', get: 'Get', delete: 'Delete', range: 'Range', txn: 'Txn', counter: 'Counter' } as const;
 type BatchField = keyof typeof BATCH_METHODS;
+const BATCH_FIELDS = Object.keys(BATCH_METHODS) as BatchField[];
 
 interface BatchItemMsg {
   put?: PutRequest | null;
@@ -66,6 +67,15 @@ interface BatchItemMsg {
   txn?: TxnRequest | null;
   counter?: CounterRequest | null;
   timeoutMs?: number;
+}
+
+/**
+ * The request an item carries. protobufjs's decoder keeps the last oneof member on the wire
+ * (proto3's rule) and clears the others, so at most one is set.
+ */
+function batchFieldOf(item: BatchItemMsg): BatchField | undefined {
+  for (const f of BATCH_FIELDS) if (item[f] != null) return f;
+  return undefined;
 }
 
 /** The status of a failed item, as BatchError (its metadata flattened to strings). */
@@ -276,26 +286,59 @@ export class KvService {
 
   /**
    * Every item as its own unary call would run, all at once (writes are proposed in item order,
-   * so they share the Ready that follows); each result or status lands at the item's index.
+   * so they share the Ready that follows). Results stream back as items finish: the ones that
+   * finish in one turn of the event loop (a Ready's writes, a ReadIndex round's reads) share one
+   * message, and a slow item (a read waiting for a revision) never holds back the others.
    */
-  private async batch(items: BatchItemMsg[], callTimeoutMs: number, ops: Record<string, KvOp>): Promise<{ results: unknown[] }> {
+  private batch(call: grpc.ServerWritableStream<{ items?: BatchItemMsg[] }, unknown>, ops: Record<string, KvOp>): void {
+    const items = call.request.items ?? [];
     if (items.length > this.limits.maxBatchItems) {
-      throw new KvError(grpc.status.RESOURCE_EXHAUSTED, `batch has ${items.length} items, over maxBatchItems=${this.limits.maxBatchItems}`, undefined, true);
+      call.emit('error', resourceExhausted(`batch has ${items.length} items, over maxBatchItems=${this.limits.maxBatchItems}`, true).toServiceError());
+      return;
     }
-    const results = await Promise.all(
-      items.map(async (item, i) => {
-        const field = (Object.keys(BATCH_METHODS) as BatchField[]).find((f) => item[f] != null);
-        if (field === undefined) return { error: batchErrorOf(invalidArgument(`batch item ${i} has no request`)) };
-        const own = Number(item.timeoutMs ?? 0);
-        const timeoutMs = own > 0 ? Math.min(own, callTimeoutMs) : callTimeoutMs;
-        try {
-          return { [field]: await ops[BATCH_METHODS[field]]!(item[field] as never, timeoutMs) };
-        } catch (e) {
-          return { error: batchErrorOf(e) };
-        }
-      }),
-    );
-    return { results };
+    const callTimeoutMs = timeoutMsOf(call, this.host.cfg.defaultRequestTimeoutMs);
+    let cancelled = false;
+    call.on('cancelled', () => {
+      cancelled = true;
+    });
+    let ready: Array<Record<string, unknown>> = [];
+    let remaining = items.length;
+    let flushScheduled = false;
+    const flush = (): void => {
+      flushScheduled = false;
+      const results = ready;
+      ready = [];
+      if (cancelled) return;
+      if (results.length > 0) call.write({ results });
+      if (remaining === 0) call.end();
+    };
+    const finished = (result: Record<string, unknown>): void => {
+      ready.push(result);
+      remaining--;
+      if (flushScheduled) return;
+      flushScheduled = true;
+      setImmediate(flush);
+    };
+    if (items.length === 0) {
+      call.end();
+      return;
+    }
+    items.forEach((item, index) => {
+      const field = batchFieldOf(item);
+      if (field === undefined) return finished({ index, error: batchErrorOf(invalidArgument(`batch item ${index} has no request`)) });
+      const own = Number(item.timeoutMs ?? 0);
+      const timeoutMs = own > 0 ? Math.min(own, callTimeoutMs) : callTimeoutMs;
+      let op: Promise<unknown>;
+      try {
+        op = ops[BATCH_METHODS[field]]!(item[field] as never, timeoutMs);
+      } catch (e) {
+        op = Promise.reject(e);
+      }
+      op.then(
+        (res) => finished({ index, [field]: res }),
+        (e: unknown) => finished({ index, error: batchErrorOf(e) }),
+      );
+    });
   }
 
   handlers(): grpc.UntypedServiceImplementation {
@@ -315,7 +358,7 @@ export class KvService {
         const r = await this.write({ compact: { revision: rev } }, timeoutMsOf(call, defaultMs));
         return 'response' in r ? r.response : {};
       }),
-      Batch: unary<{ items?: BatchItemMsg[] }, unknown>((req, call) => this.batch(req.items ?? [], timeoutMsOf(call, defaultMs), ops)),
+      Batch: (call: grpc.ServerWritableStream<{ items?: BatchItemMsg[] }, unknown>) => this.batch(call, ops),
     };
   }
 

@@ -303,7 +303,9 @@ export async function runFault(opts: RunOptions): Promise<RunResult> {
     if (opts.clients === 'per-worker') return make();
     if (sharedWriter?.epoch !== currentEpoch) {
       const old = sharedWriter?.client;
-      if (old) setTimeout(() => old.close(), opTimeoutMs + 1000);
+      // Other workers may still be in an op on the old client; the longest op (a lock acquire
+      // and its release) takes up to two op timeouts.
+      if (old) setTimeout(() => old.close(), 2 * opTimeoutMs + 1000);
       sharedWriter = { epoch: currentEpoch, client: make() };
     }
     return sharedWriter.client;
