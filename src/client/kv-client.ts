@@ -977,16 +977,11 @@ export class KvClient {
   }
 
   /** One unary call; rejects with grpc-js's error (or the client's own, e.g. closed). */
-  private unary<Res>(addr: string, service: ServiceName, method: string, req: unknown, deadline: number, serialize?: (v: unknown) => Buffer): Promise<Res> {
+  private unary<Res>(addr: string, service: ServiceName, method: string, req: unknown, deadline: number): Promise<Res> {
     const m = methodDef(service, method);
-    let ch: grpc.Client;
-    try {
-      ch = this.channel(addr);
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    // this.channel throws once the client is closed: inside the executor that is a rejection.
     return new Promise<Res>((resolve, reject) => {
-      ch.makeUnaryRequest(m.path, serialize ?? m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(), { deadline }, (err, res) => {
+      this.channel(addr).makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(), { deadline }, (err, res) => {
         if (err) reject(err);
         else resolve(res as Res);
       });
@@ -996,14 +991,8 @@ export class KvClient {
   /** One KV.Batch call (server-streamed results); the request arrives encoded (the coalescer frames each item once). */
   private batchStream(addr: string, request: Buffer, deadline: number, onResults: (results: BatchResultMsg[]) => void): Promise<void> {
     const m = methodDef('KV', 'Batch');
-    let ch: grpc.Client;
-    try {
-      ch = this.channel(addr);
-    } catch (e) {
-      return Promise.reject(e);
-    }
     return new Promise<void>((resolve, reject) => {
-      const stream = ch.makeServerStreamRequest(m.path, (b: unknown) => b as Buffer, m.responseDeserialize, request, new grpc.Metadata(), { deadline });
+      const stream = this.channel(addr).makeServerStreamRequest(m.path, (b: unknown) => b as Buffer, m.responseDeserialize, request, new grpc.Metadata(), { deadline });
       let error: unknown;
       stream.on('data', (msg: { results?: BatchResultMsg[] }) => onResults(msg.results ?? []));
       stream.on('error', (e: unknown) => {
