@@ -27,16 +27,21 @@
 // below a seq whose result was dropped counts as expired, even one that never arrived; the
 // error is the safe answer (not applied now), never a second apply.
 //
-// Memory: the client records (ids + a few numbers + the window's seqs) are held in memory and
-// in LevelDB (`s d`); the stored results only in LevelDB (`s e`). Both are part of snapshots.
+// Memory: the client records (ids + a few numbers + the window's seqs) are held in memory; in
+// LevelDB a client record (`s d`) holds only the numbers (28 bytes) and each stored result
+// (`s e`, keyed by client and seq) is the record of its seq: the window's seqs are the result
+// keys, read back from them on start and on a snapshot restore. (Writing the seqs into the
+// client record, as before, rewrote a ~2 KiB record with every keyed write of a busy client.
+// Records written that way still load: their seqs are the same set as their result keys.)
+// Both are part of snapshots.
 
 import * as crypto from 'node:crypto';
 import type protobuf from 'protobufjs';
 import { kvType, type IdempotencyKey } from '../wire/kv-proto.js';
-import { CorruptRecordError, readU32, readU64, scratchBytes, writeU32, writeU64 } from '../storage/codec-bytes.js';
+import { CorruptRecordError, latin1Of, readU32, readU64, scratchBytes, writeU32, writeU64 } from '../storage/codec-bytes.js';
 import type { NodeDb } from '../storage/node-db.js';
 import type { CommandResponse } from './execute.js';
-import { DEDUP_CLIENT_KEY_END, DEDUP_CLIENT_KEY_MIN, dedupClientKey, dedupResultKey } from './keys.js';
+import { DEDUP_CLIENT_KEY_END, DEDUP_CLIENT_KEY_MIN, DEDUP_RESULT_KEY_END, DEDUP_RESULT_KEY_MIN, dedupClientKey, dedupResultKey, dedupResultKeyParts, escapeKey } from './keys.js';
 import type { PendingView } from './pending-view.js';
 
 export interface DedupPolicy {
@@ -98,13 +103,13 @@ export function requestHash(data: Uint8Array): Uint8Array {
 
 // ---------------------------------------------------------------- encodings
 
+/** floor, highest, lastUsed, and 0 seqs inline (the seqs live in the result keys). */
 function encodeClient(c: ClientState): Uint8Array {
-  const out = scratchBytes(28 + 8 * c.seqs.length);
+  const out = scratchBytes(28);
   writeU64(out, 0, c.floor);
   writeU64(out, 8, c.highest);
   writeU64(out, 16, c.lastUsed);
-  writeU32(out, 24, c.seqs.length);
-  c.seqs.forEach((s, i) => writeU64(out, 28 + 8 * i, s));
+  writeU32(out, 24, 0);
   return out;
 }
 
@@ -182,16 +187,29 @@ export class DedupTable {
   static async load(db: NodeDb, policy: DedupPolicy): Promise<DedupTable> {
     const t = new DedupTable(policy);
     for await (const [k, v] of db.iterator({ gte: DEDUP_CLIENT_KEY_MIN, lt: DEDUP_CLIENT_KEY_END })) t.committed.set(clientIdOf(k), decodeClient(v));
+    const seqsOf = t.seqListsByEscapedId();
+    for await (const k of db.keys({ gte: DEDUP_RESULT_KEY_MIN, lt: DEDUP_RESULT_KEY_END })) addResultKey(seqsOf, k);
     return t;
   }
 
-  /** The table a snapshot holds (its `s d` records), to install on commit of a restore. */
+  /** The table a snapshot holds (its `s d` records and `s e` keys), to install on commit of a restore. */
   static fromRecords(records: { key: Uint8Array; value: Uint8Array }[], policy: DedupPolicy): DedupTable {
     const t = new DedupTable(policy);
-    for (const r of records) {
-      if (Buffer.compare(r.key, DEDUP_CLIENT_KEY_MIN) >= 0 && Buffer.compare(r.key, DEDUP_CLIENT_KEY_END) < 0) t.committed.set(clientIdOf(r.key), decodeClient(r.value));
-    }
+    const within = (k: Uint8Array, min: Uint8Array, end: Uint8Array): boolean => Buffer.compare(k, min) >= 0 && Buffer.compare(k, end) < 0;
+    for (const r of records) if (within(r.key, DEDUP_CLIENT_KEY_MIN, DEDUP_CLIENT_KEY_END)) t.committed.set(clientIdOf(r.key), decodeClient(r.value));
+    const seqsOf = t.seqListsByEscapedId();
+    for (const r of records) if (within(r.key, DEDUP_RESULT_KEY_MIN, DEDUP_RESULT_KEY_END)) addResultKey(seqsOf, r.key);
     return t;
+  }
+
+  /**
+   * The seq lists to fill from result keys, by escaped client id (latin-1), for the clients whose
+   * record carries no seqs: a record in the old layout already lists them, the same set.
+   */
+  private seqListsByEscapedId(): Map<string, number[]> {
+    const m = new Map<string, number[]>();
+    for (const [id, st] of this.committed) if (st.seqs.length === 0) m.set(latin1Of(escapeKey(enc.encode(id))), st.seqs);
+    return m;
   }
 
   /** Number of clients remembered (tombstones included). */
@@ -312,6 +330,15 @@ export class DedupTable {
       }
     }
   }
+}
+
+/** Adds a result key's seq to its client's list (keys come in order: seqs ascend per client). */
+function addResultKey(seqsOf: Map<string, number[]>, k: Uint8Array): void {
+  const { escClientId, seq } = dedupResultKeyParts(k);
+  const seqs = seqsOf.get(latin1Of(escClientId));
+  if (seqs === undefined) return; // listed in an old-layout record
+  if (seqs.length > 0 && seqs[seqs.length - 1]! >= seq) throw new CorruptRecordError(`dedup result keys out of order at seq ${seq}`);
+  seqs.push(seq);
 }
 
 function clientIdOf(k: Uint8Array): string {

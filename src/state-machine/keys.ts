@@ -38,6 +38,8 @@ export const INDEX_KEY_END = Uint8Array.of(PREFIX_STATE_MACHINE, INDEX_TAG + 1);
 export const COMPACT_KEY = Uint8Array.of(PREFIX_STATE_MACHINE, COMPACT_TAG);
 export const DEDUP_CLIENT_KEY_MIN = Uint8Array.of(PREFIX_STATE_MACHINE, DEDUP_CLIENT_TAG);
 export const DEDUP_CLIENT_KEY_END = Uint8Array.of(PREFIX_STATE_MACHINE, DEDUP_CLIENT_TAG + 1);
+export const DEDUP_RESULT_KEY_MIN = Uint8Array.of(PREFIX_STATE_MACHINE, DEDUP_RESULT_TAG);
+export const DEDUP_RESULT_KEY_END = Uint8Array.of(PREFIX_STATE_MACHINE, DEDUP_RESULT_TAG + 1);
 /** Largest sub-revision (position of a change inside one revision). */
 export const MAX_SUB = 0xffffffff;
 
@@ -219,6 +221,12 @@ export function dedupResultKey(clientId: Uint8Array, seq: number): Uint8Array {
   k.set(esc, 2);
   writeU64(k, 2 + esc.length, seq);
   return k;
+}
+
+/** The escaped client id and the seq of a dedupResultKey. */
+export function dedupResultKeyParts(k: Uint8Array): { escClientId: Uint8Array; seq: number } {
+  if (k.length < 2 + 2 + 8) throw new CorruptRecordError(`dedup result key of ${k.length} bytes`);
+  return { escClientId: k.subarray(2, k.length - 8), seq: readU64(k, k.length - 8) };
 }
 
 export function encodeU64(n: number): Uint8Array {

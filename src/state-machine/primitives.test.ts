@@ -176,19 +176,57 @@ describe('exactly-once writes (dedup table)', () => {
     expect(Buffer.compare((await one.sm.createSnapshot()).data, (await three.sm.createSnapshot()).data)).toBe(0);
   });
 
-  it('a restarted replica (reopened db) still deduplicates', async () => {
+  it('a restarted replica (reopened db) keeps every client window: same seqs, replays, expiries', async () => {
     const t = makeTempDir('sm-prim-reopen');
     dirs.push(t);
+    const opts: StateMachineOptions = { dedup: { windowPerClient: 4 } };
     let db = await openNodeDb(t.dir);
-    let sm = await KvStateMachine.open(db);
-    await sm.applyEntries(entriesOf([put('a', '1', ik('c', 7))]));
+    let sm = await KvStateMachine.open(db, opts);
+    const f = new Feeder(sm);
+    // Ids that share a prefix and contain NUL (escaped in the result keys).
+    const ids = ['c', 'c\0', 'c\0x', 'cc'];
+    for (const [n, id] of ids.entries()) for (const seq of [1, 2, 3, 5, 6, 8].slice(0, 3 + n)) await f.one(put(`k/${n}/${seq}`, 'v', ik(id, seq)));
+    const before = ids.map((id) => sm.dedupClient(id));
+    expect(before.map((c) => c!.seqs)).toEqual([[1, 2, 3], [1, 2, 3, 5], [2, 3, 5, 6], [3, 5, 6, 8]]);
     await db.close();
     db = await openNodeDb(t.dir);
     dbs.push(db);
-    sm = await KvStateMachine.open(db);
-    const r = await sm.applyEntries([{ index: 2, term: 1, type: EntryType.Normal, data: encodeCommand(put('a', '1', ik('c', 7))) }]);
-    expect(r[0]).toMatchObject({ replayed: true, response: { header: { revision: 1 } } });
-    expect(sm.revision()).toBe(1);
+    sm = await KvStateMachine.open(db, opts);
+    expect(ids.map((id) => sm.dedupClient(id))).toEqual(before);
+    const g = new Feeder(sm);
+    g.index = f.index;
+    expect(await g.one(put('k/3/6', 'v', ik('cc', 6)))).toMatchObject({ replayed: true });
+    expect(await g.one(put('k/3/2', 'v', ik('cc', 2)))).toMatchObject({ kind: 'rejected', reason: 'idempotency-key-expired' });
+    expect(await g.one(put('k/1/5', 'v', ik('c\0', 5)))).toMatchObject({ replayed: true });
+    expect(await g.one(put('k/0/4', 'v', ik('c', 4)))).toMatchObject({ kind: 'put' });
+    expect(sm.dedupClient('c')!.seqs).toEqual([1, 2, 3, 4]);
+  });
+
+  it('a client record keeps no seq list on disk (28 bytes however full its window); one written with the list still loads', async () => {
+    const t = makeTempDir('sm-prim-layout');
+    dirs.push(t);
+    let db = await openNodeDb(t.dir);
+    let sm = await KvStateMachine.open(db, { dedup: { windowPerClient: 64 } });
+    const f = new Feeder(sm);
+    for (let seq = 1; seq <= 40; seq++) await f.one(put('k', String(seq), ik('busy', seq)));
+    const clientKey = Uint8Array.of(0x73, 0x64, ...b('busy'));
+    const rec = await db.get(clientKey);
+    expect(rec?.length).toBe(28);
+    // The layout before this one: the seqs inline after the 28-byte header.
+    const old = new Uint8Array(28 + 8 * 40);
+    old.set(rec!, 0);
+    const view = new DataView(old.buffer);
+    view.setUint32(24, 40);
+    for (let i = 0; i < 40; i++) view.setBigUint64(28 + 8 * i, BigInt(i + 1));
+    await db.put(clientKey, old);
+    await db.close();
+    db = await openNodeDb(t.dir);
+    dbs.push(db);
+    sm = await KvStateMachine.open(db, { dedup: { windowPerClient: 64 } });
+    expect(sm.dedupClient('busy')!.seqs).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    const g = new Feeder(sm);
+    g.index = f.index;
+    expect(await g.one(put('k', '7', ik('busy', 7)))).toMatchObject({ replayed: true });
   });
 });
 
