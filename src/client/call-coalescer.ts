@@ -190,8 +190,13 @@ export class CallCoalescer {
         const refusedWhole = code === grpc.status.RESOURCE_EXHAUSTED && markedNotApplied(e);
         if (refusedWhole) this.maxItems = Math.max(2, Math.min(this.maxItems, Math.floor(items.length / 2)));
         if (code === grpc.status.UNIMPLEMENTED || refusedWhole) {
-          // Nothing in the batch ran: each item goes again on its own.
-          for (const p of items) if (!p.settled) this.forward(p, this.sendUnary(p.method, p.req, p.deadline));
+          // Nothing in the batch ran: each item goes again on its own (unless its caller gave up).
+          const now = Date.now();
+          for (const p of items) {
+            if (p.settled) continue;
+            if (p.deadline <= now) settle(p, () => p.reject(notSentError(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded before the call was sent again')));
+            else this.forward(p, this.sendUnary(p.method, p.req, p.deadline));
+          }
           return;
         }
         for (const p of items) settle(p, () => p.reject(e));

@@ -94,7 +94,11 @@ export interface KvClientOptions {
   coalesceCalls?: boolean;
   /** Most calls in one coalesced batch. Default 64. */
   maxBatchItems?: number;
-  /** Most encoded request bytes in one coalesced batch (a larger call goes alone). Default 256 KiB. */
+  /**
+   * Most encoded request bytes in one coalesced batch (a larger call goes alone). Default 256 KiB.
+   * Keep it under the server's maxRequestBytes (2 MiB by default): gRPC refuses a larger batch
+   * with RESOURCE_EXHAUSTED, and its calls then fail with an unknown outcome.
+   */
   maxBatchBytes?: number;
   /**
    * Extra grpc-js channel options for the connections of this client's calls and lease/election
@@ -1000,7 +1004,9 @@ export class KvClient {
       });
       // grpc-js emits 'status' (after 'error' when not OK) right as the call ends, while results
       // that arrived just before may still sit in the stream's buffer (delivered on the next
-      // tick): settle after them, so no answered item gets the call's error.
+      // tick): settle after them. On OK every result has then been delivered; on a failure
+      // (deadline, cancel, reset) grpc-js may drop results it had not delivered yet, and those
+      // items get the call's error, which never claims they were not applied.
       stream.on('status', (st: grpc.StatusObject) =>
         setImmediate(() => (st.code === grpc.status.OK ? resolve() : reject(error ?? { code: st.code, details: st.details, metadata: st.metadata }))),
       );

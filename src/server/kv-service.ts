@@ -86,6 +86,15 @@ function batchErrorOf(e: unknown): { code: number; message: string; metadata: Re
   return { code: se.code ?? grpc.status.UNKNOWN, message: se.details ?? '', metadata };
 }
 
+/** batchErrorOf that cannot throw (an item must always finish, or its stream hangs to the deadline). */
+function safeBatchErrorOf(e: unknown): ReturnType<typeof batchErrorOf> {
+  try {
+    return batchErrorOf(e);
+  } catch (inner) {
+    return { code: grpc.status.INTERNAL, message: `could not report the item's error: ${(inner as Error)?.message ?? String(inner)}`, metadata: {} };
+  }
+}
+
 export function checkKey(key: Uint8Array | undefined, limits: Limits, what = 'key'): Uint8Array {
   if (!key || key.length === 0) throw invalidArgument(`${what} must not be empty`);
   if (key.length > limits.maxKeyBytes) {
@@ -308,7 +317,8 @@ export class KvService {
       flushScheduled = false;
       const results = ready;
       ready = [];
-      if (cancelled) return;
+      // Cancelled by the client, or ended by grpc-js after a failed write: nothing more to send.
+      if (cancelled || call.writableEnded || call.destroyed) return;
       if (results.length > 0) call.write({ results });
       if (remaining === 0) call.end();
     };
@@ -336,7 +346,7 @@ export class KvService {
       }
       op.then(
         (res) => finished({ index, [field]: res }),
-        (e: unknown) => finished({ index, error: batchErrorOf(e) }),
+        (e: unknown) => finished({ index, error: safeBatchErrorOf(e) }),
       );
     });
   }

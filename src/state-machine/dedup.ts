@@ -30,9 +30,10 @@
 // Memory: the client records (ids + a few numbers + the window's seqs) are held in memory; in
 // LevelDB a client record (`s d`) holds only the numbers (28 bytes) and each stored result
 // (`s e`, keyed by client and seq) is the record of its seq: the window's seqs are the result
-// keys, read back from them on start and on a snapshot restore. (Writing the seqs into the
-// client record, as before, rewrote a ~2 KiB record with every keyed write of a busy client.
-// Records written that way still load: their seqs are the same set as their result keys.)
+// keys, read back from them on start and on a snapshot restore (a marker in place of the seq
+// count says so). Writing the seqs into the client record, as before, rewrote a ~2 KiB record
+// with every keyed write of a busy client. Records written that way still load (their seqs are
+// checked against their result keys); a binary of that layout refuses the new records.
 // Both are part of snapshots.
 
 import * as crypto from 'node:crypto';
@@ -103,23 +104,36 @@ export function requestHash(data: Uint8Array): Uint8Array {
 
 // ---------------------------------------------------------------- encodings
 
-/** floor, highest, lastUsed, and 0 seqs inline (the seqs live in the result keys). */
+/**
+ * In place of the inline seq count: "the seqs are the result keys". A binary that still expects
+ * them inline reads it as a count whose record would be 32 GiB and refuses the record as
+ * corrupt, instead of loading every client with an empty window (and applying retries again).
+ */
+const SEQS_IN_RESULT_KEYS = 0xffffffff;
+
+/** floor, highest, lastUsed and the marker (the seqs live in the result keys). */
 function encodeClient(c: ClientState): Uint8Array {
   const out = scratchBytes(28);
   writeU64(out, 0, c.floor);
   writeU64(out, 8, c.highest);
   writeU64(out, 16, c.lastUsed);
-  writeU32(out, 24, 0);
+  writeU32(out, 24, SEQS_IN_RESULT_KEYS);
   return out;
 }
 
-function decodeClient(b: Uint8Array): ClientState {
+/** A client record; `inline` when it lists its seqs itself (the layout before the marker). */
+function decodeClient(b: Uint8Array): { st: ClientState; inline: boolean } {
   if (b.length < 28) throw new CorruptRecordError(`dedup client record of ${b.length} bytes`);
   const n = readU32(b, 24);
+  const numbers = { floor: readU64(b, 0), highest: readU64(b, 8), lastUsed: readU64(b, 16) };
+  if (n === SEQS_IN_RESULT_KEYS) {
+    if (b.length !== 28) throw new CorruptRecordError(`dedup client record of ${b.length} bytes with its seqs in the result keys`);
+    return { st: { ...numbers, seqs: [] }, inline: false };
+  }
   if (b.length !== 28 + 8 * n) throw new CorruptRecordError(`dedup client record of ${b.length} bytes for ${n} seqs`);
   const seqs: number[] = [];
   for (let i = 0; i < n; i++) seqs.push(readU64(b, 28 + 8 * i));
-  return { floor: readU64(b, 0), highest: readU64(b, 8), lastUsed: readU64(b, 16), seqs };
+  return { st: { ...numbers, seqs }, inline: true };
 }
 
 const RESPONSE_TYPES: Record<CommandResponse['kind'], string> = {
@@ -186,8 +200,9 @@ export class DedupTable {
 
   static async load(db: NodeDb, policy: DedupPolicy): Promise<DedupTable> {
     const t = new DedupTable(policy);
-    for await (const [k, v] of db.iterator({ gte: DEDUP_CLIENT_KEY_MIN, lt: DEDUP_CLIENT_KEY_END })) t.committed.set(clientIdOf(k), decodeClient(v));
-    const seqsOf = t.seqListsByEscapedId();
+    const records = new Map<string, { st: ClientState; inline: boolean }>();
+    for await (const [k, v] of db.iterator({ gte: DEDUP_CLIENT_KEY_MIN, lt: DEDUP_CLIENT_KEY_END })) records.set(clientIdOf(k), decodeClient(v));
+    const seqsOf = t.install(records);
     for await (const k of db.keys({ gte: DEDUP_RESULT_KEY_MIN, lt: DEDUP_RESULT_KEY_END })) addResultKey(seqsOf, k);
     return t;
   }
@@ -196,19 +211,24 @@ export class DedupTable {
   static fromRecords(records: { key: Uint8Array; value: Uint8Array }[], policy: DedupPolicy): DedupTable {
     const t = new DedupTable(policy);
     const within = (k: Uint8Array, min: Uint8Array, end: Uint8Array): boolean => Buffer.compare(k, min) >= 0 && Buffer.compare(k, end) < 0;
-    for (const r of records) if (within(r.key, DEDUP_CLIENT_KEY_MIN, DEDUP_CLIENT_KEY_END)) t.committed.set(clientIdOf(r.key), decodeClient(r.value));
-    const seqsOf = t.seqListsByEscapedId();
+    const clients = new Map<string, { st: ClientState; inline: boolean }>();
+    for (const r of records) if (within(r.key, DEDUP_CLIENT_KEY_MIN, DEDUP_CLIENT_KEY_END)) clients.set(clientIdOf(r.key), decodeClient(r.value));
+    const seqsOf = t.install(clients);
     for (const r of records) if (within(r.key, DEDUP_RESULT_KEY_MIN, DEDUP_RESULT_KEY_END)) addResultKey(seqsOf, r.key);
     return t;
   }
 
   /**
-   * The seq lists to fill from result keys, by escaped client id (latin-1), for the clients whose
-   * record carries no seqs: a record in the old layout already lists them, the same set.
+   * Takes the client records as the committed table; returns every client's seq list by escaped
+   * client id (latin-1), to be filled from the result keys, or checked against them for a
+   * record that lists its seqs itself.
    */
-  private seqListsByEscapedId(): Map<string, number[]> {
-    const m = new Map<string, number[]>();
-    for (const [id, st] of this.committed) if (st.seqs.length === 0) m.set(latin1Of(escapeKey(enc.encode(id))), st.seqs);
+  private install(records: Map<string, { st: ClientState; inline: boolean }>): Map<string, { seqs: number[]; inline: boolean }> {
+    const m = new Map<string, { seqs: number[]; inline: boolean }>();
+    for (const [id, { st, inline }] of records) {
+      this.committed.set(id, st);
+      m.set(latin1Of(escapeKey(enc.encode(id))), { seqs: st.seqs, inline });
+    }
     return m;
   }
 
@@ -332,17 +352,29 @@ export class DedupTable {
   }
 }
 
-/** Adds a result key's seq to its client's list (keys come in order: seqs ascend per client). */
-function addResultKey(seqsOf: Map<string, number[]>, k: Uint8Array): void {
+/**
+ * Adds a result key's seq to its client's list (keys come in order: seqs ascend per client), or
+ * checks it against a list the record held itself. A result key no client record accounts for
+ * fails loudly: that replica's window would differ from the others'.
+ */
+function addResultKey(seqsOf: Map<string, { seqs: number[]; inline: boolean }>, k: Uint8Array): void {
   const { escClientId, seq } = dedupResultKeyParts(k);
-  const seqs = seqsOf.get(latin1Of(escClientId));
-  if (seqs === undefined) return; // listed in an old-layout record
-  if (seqs.length > 0 && seqs[seqs.length - 1]! >= seq) throw new CorruptRecordError(`dedup result keys out of order at seq ${seq}`);
-  seqs.push(seq);
+  const c = seqsOf.get(latin1Of(escClientId));
+  if (c === undefined) throw new CorruptRecordError(`dedup result of seq ${seq} has no client record`);
+  if (c.inline) {
+    if (!c.seqs.includes(seq)) throw new CorruptRecordError(`dedup result of seq ${seq} is not in its client's record`);
+    return;
+  }
+  if (c.seqs.length > 0 && c.seqs[c.seqs.length - 1]! >= seq) throw new CorruptRecordError(`dedup result keys out of order at seq ${seq}`);
+  c.seqs.push(seq);
 }
 
+// ignoreBOM: a client id may start with U+FEFF; a default decoder strips it, and the id read back
+// would name another client than the one whose results are stored.
+const idDecoder = new TextDecoder('utf-8', { ignoreBOM: true });
+
 function clientIdOf(k: Uint8Array): string {
-  return new TextDecoder().decode(k.subarray(2));
+  return idDecoder.decode(k.subarray(2));
 }
 
 /** Why a key is malformed, or undefined when it is fine (or absent). */
