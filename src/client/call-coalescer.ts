@@ -23,7 +23,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { asBuffer } from '../wire/grpc-service.js';
-import { kvType } from './proto.js';
+import { kvType, NOT_APPLIED_METADATA_KEY } from './proto.js';
 
 /** The KV methods a batch can carry, by their BatchItem / BatchResult field. */
 export const BATCHABLE_METHODS = { Put: 'put', Get: 'get', Delete: 'delete', Range: 'range', Txn: 'txn', Counter: 'counter' } as const;
@@ -65,8 +65,6 @@ interface Pending {
   reject: (e: unknown) => void;
   settled: boolean;
 }
-
-const NOT_APPLIED_METADATA_KEY = 'x-raftkv-not-applied';
 
 let batchItemType: protobuf.Type | undefined;
 
@@ -127,16 +125,12 @@ export class CallCoalescer {
     };
     const now = Date.now();
     for (const p of items) {
-      // A caller that has given up must not have its write sent (and perhaps applied) now.
-      if (p.deadline <= now) {
-        settle(p, () => p.reject(notSentError(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded before the call was sent')));
-        continue;
-      }
+      if (expiredBeforeSend(p, now)) continue;
       let framed: Buffer;
       try {
         framed = frameItem(p, now);
       } catch (e) {
-        settle(p, () => p.reject(notSentError(grpc.status.INTERNAL, `Request message serialization failure: ${(e as Error)?.message ?? String(e)}`)));
+        settle(p, () => p.reject(statusError(grpc.status.INTERNAL, `Request message serialization failure: ${(e as Error)?.message ?? String(e)}`, true)));
         continue;
       }
       if (framed.length > this.limits.maxBatchBytes) {
@@ -179,7 +173,7 @@ export class CallCoalescer {
       () => {
         this.inflight--;
         expiry.stop();
-        const missing = internalError('batch ended without a result for this call');
+        const missing = statusError(grpc.status.INTERNAL, 'batch ended without a result for this call');
         for (const p of items) settle(p, () => p.reject(missing));
       },
       (e: unknown) => {
@@ -192,11 +186,7 @@ export class CallCoalescer {
         if (code === grpc.status.UNIMPLEMENTED || refusedWhole) {
           // Nothing in the batch ran: each item goes again on its own (unless its caller gave up).
           const now = Date.now();
-          for (const p of items) {
-            if (p.settled) continue;
-            if (p.deadline <= now) settle(p, () => p.reject(notSentError(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded before the call was sent again')));
-            else this.forward(p, this.sendUnary(p.method, p.req, p.deadline));
-          }
+          for (const p of items) if (!p.settled && !expiredBeforeSend(p, now)) this.forward(p, this.sendUnary(p.method, p.req, p.deadline));
           return;
         }
         for (const p of items) settle(p, () => p.reject(e));
@@ -233,7 +223,8 @@ class ItemExpiry {
 
   private expire(): void {
     const now = Date.now();
-    for (const p of this.items) if (p.deadline <= now) settle(p, () => p.reject(deadlineExceeded()));
+    const expired = statusError(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded (the call was in a batch that is still out)');
+    for (const p of this.items) if (p.deadline <= now) settle(p, () => p.reject(expired));
     this.arm();
   }
 }
@@ -250,34 +241,36 @@ function settleFromResult(p: Pending, r: BatchResultMsg): void {
     try {
       for (const [k, v] of Object.entries(r.error.metadata ?? {})) metadata.set(k, v);
     } catch (e) {
-      return settle(p, () => p.reject(internalError(`batch result has bad metadata: ${(e as Error)?.message ?? String(e)}`)));
+      return settle(p, () => p.reject(statusError(grpc.status.INTERNAL, `batch result has bad metadata: ${(e as Error)?.message ?? String(e)}`)));
     }
     const err = { code: r.error.code, details: r.error.message, metadata };
     return settle(p, () => p.reject(err));
   }
   const res = r[BATCHABLE_METHODS[p.method]];
-  if (res == null) return settle(p, () => p.reject(internalError(`batch result of a ${p.method} has no ${p.method} response`)));
+  if (res == null) return settle(p, () => p.reject(statusError(grpc.status.INTERNAL, `batch result of a ${p.method} has no ${p.method} response`)));
   settle(p, () => p.resolve(res));
 }
 
-function internalError(details: string): { code: number; details: string; metadata: grpc.Metadata } {
-  return { code: grpc.status.INTERNAL, details, metadata: new grpc.Metadata() };
+/**
+ * A ServiceError-shaped status raised here; `notApplied` (a call that never left this process)
+ * marks it as the server marks its refusals.
+ */
+function statusError(code: number, details: string, notApplied = false): { code: number; details: string; metadata: grpc.Metadata } {
+  const metadata = new grpc.Metadata();
+  if (notApplied) metadata.set(NOT_APPLIED_METADATA_KEY, '1');
+  return { code, details, metadata };
 }
 
-/** An error for a call that never left this process: marked not applied, as the server marks its refusals. */
-function notSentError(code: number, details: string): { code: number; details: string; metadata: grpc.Metadata } {
-  const metadata = new grpc.Metadata();
-  metadata.set(NOT_APPLIED_METADATA_KEY, '1');
-  return { code, details, metadata };
+/** A caller that has given up must not have its write sent (and perhaps applied) now: fails it, not sent. */
+function expiredBeforeSend(p: Pending, nowMs: number): boolean {
+  if (p.deadline > nowMs) return false;
+  settle(p, () => p.reject(statusError(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded before the call was sent', true)));
+  return true;
 }
 
 function markedNotApplied(e: unknown): boolean {
   const md = (e as { metadata?: unknown })?.metadata;
   return md instanceof grpc.Metadata && md.get(NOT_APPLIED_METADATA_KEY)[0]?.toString() === '1';
-}
-
-function deadlineExceeded(): { code: number; details: string; metadata: grpc.Metadata } {
-  return { code: grpc.status.DEADLINE_EXCEEDED, details: 'Deadline exceeded (the call was in a batch that is still out)', metadata: new grpc.Metadata() };
 }
 
 /** One BatchItem as field 1 of BatchRequest (tag, length, bytes), so batches are joined without re-encoding. */

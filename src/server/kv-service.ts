@@ -78,18 +78,16 @@ function batchFieldOf(item: BatchItemMsg): BatchField | undefined {
   return undefined;
 }
 
-/** The status of a failed item, as BatchError (its metadata flattened to strings). */
+/**
+ * The status of a failed item, as BatchError (its metadata flattened to strings). Never throws:
+ * an item must always finish, or its stream hangs until the deadline.
+ */
 function batchErrorOf(e: unknown): { code: number; message: string; metadata: Record<string, string> } {
-  const se = serviceErrorOf(e);
-  const metadata: Record<string, string> = {};
-  for (const [k, v] of Object.entries(se.metadata?.getMap() ?? {})) metadata[k] = typeof v === 'string' ? v : v.toString('utf8');
-  return { code: se.code ?? grpc.status.UNKNOWN, message: se.details ?? '', metadata };
-}
-
-/** batchErrorOf that cannot throw (an item must always finish, or its stream hangs to the deadline). */
-function safeBatchErrorOf(e: unknown): ReturnType<typeof batchErrorOf> {
   try {
-    return batchErrorOf(e);
+    const se = serviceErrorOf(e);
+    const metadata: Record<string, string> = {};
+    for (const [k, v] of Object.entries(se.metadata?.getMap() ?? {})) metadata[k] = typeof v === 'string' ? v : v.toString('utf8');
+    return { code: se.code ?? grpc.status.UNKNOWN, message: se.details ?? '', metadata };
   } catch (inner) {
     return { code: grpc.status.INTERNAL, message: `could not report the item's error: ${(inner as Error)?.message ?? String(inner)}`, metadata: {} };
   }
@@ -346,7 +344,7 @@ export class KvService {
       }
       op.then(
         (res) => finished({ index, [field]: res }),
-        (e: unknown) => finished({ index, error: safeBatchErrorOf(e) }),
+        (e: unknown) => finished({ index, error: batchErrorOf(e) }),
       );
     });
   }
