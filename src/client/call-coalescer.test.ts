@@ -65,7 +65,7 @@ function fakeTransport(
   return { log, unary, batch };
 }
 
-const LIMITS = { maxBatchItems: 64, maxBatchBytes: 64 * 1024 };
+const LIMITS = { maxBatchItems: 64, maxBatchBytes: 64 * 1024, pipelineIdleMs: 1000 };
 const put = (key: string, value = 'v') => ({ key: Buffer.from(key), value: Buffer.from(value) });
 const soon = () => Date.now() + 5_000;
 
@@ -137,7 +137,7 @@ describe('CallCoalescer', () => {
 
   it('splits a queue at maxBatchItems and sends an item over maxBatchBytes alone', async () => {
     const t = fakeTransport();
-    const c = new CallCoalescer(t.unary, t.batch, { maxBatchItems: 4, maxBatchBytes: 200 });
+    const c = new CallCoalescer(t.unary, t.batch, { maxBatchItems: 4, maxBatchBytes: 200, pipelineIdleMs: 1000 });
     const busy = c.call('Put', put('first'), soon());
     const calls = ['a', 'b', 'c', 'd', 'e'].map((k) => c.call('Put', put(k), soon()));
     calls.push(c.call('Put', put('huge', 'x'.repeat(300)), soon()));

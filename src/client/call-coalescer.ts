@@ -1,24 +1,28 @@
-// Coalesces the KV calls a KvClient's callers make concurrently to one address into KV.Batch
-// calls: one gRPC call (one HTTP/2 stream, one set of headers and trailers, one deadline timer
-// on each side) carries many independent requests, which is most of gRPC's per-call CPU on
-// both ends. Each item keeps the semantics of its own unary call: its own result or status
-// (with the same trailing metadata), its own deadline, its own retries above this layer.
+// Carries the KV calls a KvClient makes to one address on one long-lived KV.Pipeline stream: a
+// call costs one message each way instead of a gRPC call of its own (an HTTP/2 stream, headers,
+// trailers and a deadline timer on each side), which is most of gRPC's per-call CPU on both
+// ends and, at low concurrency, most of a call's latency. Each call keeps the semantics of its
+// own unary call: its own result or status (with the same trailing metadata), its own deadline,
+// its own retries above this layer.
 //
-// When to batch: a call to an address with nothing in flight goes out at once, as a plain
-// unary call, so a lone caller (C=1) pays no wait and no batch framing. While calls are in
-// flight, new ones queue and go out together at the end of the current event-loop turn
-// (setImmediate): the callers a completed batch resumes all queue in that turn. A queue that
-// reaches maxBatchItems or maxBatchBytes goes out at once.
+// When to batch: a call to an address with nothing in flight goes out at once, alone, so a lone
+// caller (C=1) pays no wait. While calls are in flight, new ones queue and go out together, as
+// one stream message, at the end of the current event-loop turn (setImmediate): the callers a
+// result resumes all queue in that turn. A queue that reaches maxBatchItems or maxBatchBytes
+// goes out at once; a single call over maxBatchBytes goes as its own unary call.
 //
-// Results stream back as the server finishes items, so an item is answered when it is done,
-// not when the slowest item of its batch is; each item also expires on its own deadline here.
+// Results come back as the server finishes items, so a call is answered when it is done; each
+// call also expires here on its own deadline. A stream with nothing in flight for
+// pipelineIdleMs is half-closed (an open stream keeps the process alive).
 //
-// Fallbacks, only where nothing in the batch ran: a server without Batch (UNIMPLEMENTED) gets
-// unary calls from then on; a batch the server refused whole as over its maxBatchItems
-// (RESOURCE_EXHAUSTED marked x-raftkv-not-applied) is resent as unary calls and later batches
-// are kept smaller. Any other failure of the call (a RESOURCE_EXHAUSTED from grpc-js itself
-// may come after the server ran everything) fails the unanswered items with that error, which
-// says nothing about whether they applied.
+// When the stream fails, every call still on it fails with the stream's status, which says
+// nothing about whether it applied (a connection that never opened says so, as for a unary
+// call). Fallbacks, only where nothing ran: a server without Pipeline (UNIMPLEMENTED) gets
+// KV.Batch calls from then on (and one without Batch, unary calls); a Batch refused whole as
+// over the server's maxBatchItems (RESOURCE_EXHAUSTED marked x-raftkv-not-applied) is resent as
+// unary calls and later batches are kept smaller. Any other failure of a Batch call (a
+// RESOURCE_EXHAUSTED from grpc-js itself may come after the server ran everything) fails its
+// unanswered items with that error.
 
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
@@ -34,10 +38,12 @@ export function isBatchable(method: string): method is BatchableMethod {
 }
 
 export interface CoalescerLimits {
-  /** Most calls in one Batch (the server refuses over its own maxBatchItems, 1024 by default). */
+  /** Most calls in one Batch or Pipeline message (the server refuses over its own maxBatchItems, 1024 by default). */
   maxBatchItems: number;
-  /** Most encoded request bytes in one Batch; a single larger request goes alone, unary. */
+  /** Most encoded request bytes in one Batch or Pipeline message; a single larger request goes alone, unary. */
   maxBatchBytes: number;
+  /** A Pipeline stream with no call in flight for this long is half-closed. */
+  pipelineIdleMs: number;
 }
 
 /** Sends one unary KV call; rejects with the raw grpc-js error. */
@@ -48,6 +54,22 @@ export type UnaryCall = (method: BatchableMethod, req: unknown, deadline: number
  * grpc-js error (code, details, trailing metadata).
  */
 export type BatchCall = (request: Buffer, deadline: number, onResults: (results: BatchResultMsg[]) => void) => Promise<void>;
+
+/** One open KV.Pipeline stream, as the coalescer drives it. */
+export interface PipelineCall {
+  /** Sends one encoded BatchRequest. */
+  write(request: Buffer): void;
+  /** Half-closes: the server ends the stream once it has answered everything. */
+  end(): void;
+  cancel(): void;
+}
+
+/**
+ * Opens a KV.Pipeline stream: `onResults` gets each message's results as it arrives; `onEnd`
+ * gets the stream's end once every result before it was delivered: undefined when it ended OK,
+ * else the raw grpc-js error (code, details, trailing metadata). May throw (a closed client).
+ */
+export type PipelineOpen = (onResults: (results: BatchResultMsg[]) => void, onEnd: (error: unknown) => void) => PipelineCall;
 
 export interface BatchResultMsg {
   /** The item's position in the batch. */
@@ -68,11 +90,24 @@ interface Pending {
 
 let batchItemType: protobuf.Type | undefined;
 
+/** The open Pipeline stream and the calls on it, by their index in the stream. */
+interface Pipe {
+  call: PipelineCall;
+  nextIndex: number;
+  pending: Map<number, Pending>;
+  expiry: PipeExpiry;
+  idleTimer: NodeJS.Timeout | undefined;
+}
+
 export class CallCoalescer {
+  /** Unary and Batch calls out (Pipeline calls are counted in pipe.pending). */
   private inflight = 0;
   private queue: Pending[] = [];
   private flushScheduled = false;
+  private pipelineUnsupported = false;
   private batchUnsupported = false;
+  private pipe: Pipe | undefined;
+  private closed = false;
   /** Most items per batch: limits.maxBatchItems, lowered when a server refuses a batch as too many. */
   private maxItems: number;
 
@@ -80,21 +115,36 @@ export class CallCoalescer {
     private readonly unaryCall: UnaryCall,
     private readonly batchCall: BatchCall,
     private readonly limits: CoalescerLimits,
+    private readonly pipelineOpen?: PipelineOpen,
   ) {
     this.maxItems = limits.maxBatchItems;
+    if (!pipelineOpen) this.pipelineUnsupported = true;
   }
 
   /** The unary call's result, or its error (a raw grpc-js error or a ServiceError-shaped object). */
   call(method: BatchableMethod, req: unknown, deadline: number): Promise<unknown> {
-    if (this.batchUnsupported || (this.inflight === 0 && this.queue.length === 0)) return this.sendUnary(method, req, deadline);
+    const usePipe = !this.pipelineUnsupported;
+    if (!usePipe && (this.batchUnsupported || (this.inflight === 0 && this.queue.length === 0))) return this.sendUnary(method, req, deadline);
     return new Promise((resolve, reject) => {
+      const idle = this.inflight === 0 && this.queue.length === 0 && (this.pipe?.pending.size ?? 0) === 0;
       this.queue.push({ method, req, deadline, resolve, reject, settled: false });
-      if (this.queue.length >= this.maxItems) this.flush();
+      if (this.queue.length >= this.maxItems || (usePipe && idle)) this.flush();
       else if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
       }
     });
+  }
+
+  /** Cancels the Pipeline stream (its calls fail with CANCELLED); later calls fail as the transport does. */
+  close(): void {
+    this.closed = true;
+    const pipe = this.pipe;
+    this.pipe = undefined;
+    if (pipe) {
+      if (pipe.idleTimer) clearTimeout(pipe.idleTimer);
+      pipe.call.cancel();
+    }
   }
 
   private sendUnary(method: BatchableMethod, req: unknown, deadline: number): Promise<unknown> {
@@ -108,7 +158,7 @@ export class CallCoalescer {
     this.inflight--;
   };
 
-  /** Sends everything queued: in batches within the limits, a lone or oversized item unary. */
+  /** Sends everything queued: in messages (or batches) within the limits, an oversized item (or a lone one, without Pipeline) unary. */
   private flush(): void {
     this.flushScheduled = false;
     const items = this.queue;
@@ -117,7 +167,8 @@ export class CallCoalescer {
     let chunkParts: Buffer[] = [];
     let chunkBytes = 0;
     const sendChunk = (): void => {
-      if (chunk.length === 1) this.forward(chunk[0]!, this.sendUnary(chunk[0]!.method, chunk[0]!.req, chunk[0]!.deadline));
+      if (chunk.length > 0 && !this.pipelineUnsupported) this.sendOnPipe(chunk, Buffer.concat(chunkParts, chunkBytes));
+      else if (chunk.length === 1) this.forward(chunk[0]!, this.sendUnary(chunk[0]!.method, chunk[0]!.req, chunk[0]!.deadline));
       else if (chunk.length > 1) this.sendBatch(chunk, Buffer.concat(chunkParts, chunkBytes));
       chunk = [];
       chunkParts = [];
@@ -150,6 +201,75 @@ export class CallCoalescer {
       (res) => settle(p, () => p.resolve(res)),
       (e: unknown) => settle(p, () => p.reject(e)),
     );
+  }
+
+  private sendOnPipe(items: Pending[], request: Buffer): void {
+    let pipe: Pipe;
+    try {
+      pipe = this.pipe ?? this.openPipe();
+    } catch (e) {
+      for (const p of items) settle(p, () => p.reject(e));
+      return;
+    }
+    if (pipe.idleTimer) clearTimeout(pipe.idleTimer);
+    pipe.idleTimer = undefined;
+    const first = pipe.nextIndex;
+    pipe.nextIndex += items.length;
+    items.forEach((p, i) => pipe.pending.set(first + i, p));
+    pipe.expiry.arm();
+    pipe.call.write(request);
+  }
+
+  private openPipe(): Pipe {
+    if (this.closed) throw statusError(grpc.status.CANCELLED, 'client is closed', true);
+    const pending = new Map<number, Pending>();
+    const pipe: Pipe = { call: undefined as unknown as PipelineCall, nextIndex: 0, pending, expiry: new PipeExpiry(pending), idleTimer: undefined };
+    pipe.call = this.pipelineOpen!(
+      (results) => this.onPipeResults(pipe, results),
+      (error) => this.onPipeEnd(pipe, error),
+    );
+    this.pipe = pipe;
+    return pipe;
+  }
+
+  private onPipeResults(pipe: Pipe, results: BatchResultMsg[]): void {
+    for (const r of results) {
+      const index = r.index ?? 0;
+      const p = pipe.pending.get(index);
+      if (!p) continue;
+      pipe.pending.delete(index);
+      settleFromResult(p, r);
+    }
+    if (pipe.pending.size === 0 && pipe === this.pipe && !pipe.idleTimer) {
+      pipe.idleTimer = setTimeout(() => {
+        if (this.pipe !== pipe || pipe.pending.size > 0) return;
+        this.pipe = undefined;
+        pipe.call.end();
+      }, this.limits.pipelineIdleMs);
+      pipe.idleTimer.unref();
+    }
+  }
+
+  private onPipeEnd(pipe: Pipe, error: unknown): void {
+    if (this.pipe === pipe) this.pipe = undefined;
+    if (pipe.idleTimer) clearTimeout(pipe.idleTimer);
+    pipe.expiry.stop();
+    const items = [...pipe.pending.values()];
+    pipe.pending.clear();
+    if (items.length === 0) return;
+    if ((error as { code?: number } | undefined)?.code === grpc.status.UNIMPLEMENTED) {
+      // A server without Pipeline ran none of it: Batch (or unary) calls from now on.
+      this.pipelineUnsupported = true;
+      const now = Date.now();
+      const again = items.filter((p) => !p.settled && !expiredBeforeSend(p, now));
+      if (again.length > 0) {
+        this.queue.push(...again);
+        this.flush();
+      }
+      return;
+    }
+    const err = error ?? statusError(grpc.status.INTERNAL, 'pipeline stream ended without a result for this call');
+    for (const p of items) settle(p, () => p.reject(err));
   }
 
   private sendBatch(items: Pending[], request: Buffer): void {
@@ -225,6 +345,49 @@ class ItemExpiry {
     const now = Date.now();
     const expired = statusError(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded (the call was in a batch that is still out)');
     for (const p of this.items) if (p.deadline <= now) settle(p, () => p.reject(expired));
+    this.arm();
+  }
+}
+
+/**
+ * Fails each call on a Pipeline stream whose own deadline passes before its result comes (the
+ * server also gives up on it then); one timer, for the earliest deadline in flight.
+ */
+class PipeExpiry {
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private stopped = false;
+
+  constructor(private readonly pending: Map<number, Pending>) {}
+
+  /** Makes sure the timer fires by the earliest deadline of a call just added. */
+  arm(): void {
+    if (this.stopped) return;
+    let next = Infinity;
+    for (const p of this.pending.values()) if (p.deadline < next) next = p.deadline;
+    if (!Number.isFinite(next) || (this.timer && this.timerAt <= next)) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = next;
+    this.timer = setTimeout(() => this.expire(), Math.max(0, next - Date.now()));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const now = Date.now();
+    const expired = statusError(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded (the call is still on its pipeline stream)');
+    for (const [index, p] of this.pending) {
+      if (p.deadline > now) continue;
+      this.pending.delete(index);
+      settle(p, () => p.reject(expired));
+    }
     this.arm();
   }
 }

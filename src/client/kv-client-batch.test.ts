@@ -1,11 +1,12 @@
 // The SDK's call coalescing on the wire, against fake servers (real grpc-js servers on
-// 127.0.0.1 that record what arrives): concurrent calls travel as KV.Batch, a lone call as its
-// own unary call, a server without Batch still gets every call, and an item's own error is
-// handled by the SDK's retry policy exactly as a unary call's (here: a leader hint followed).
+// 127.0.0.1 that record what arrives): calls travel on one KV.Pipeline stream (concurrent ones
+// in one message, a lone one at once), a server without Pipeline gets KV.Batch calls and one
+// without Batch unary calls, a broken stream fails its calls as "outcome unknown", and an item's
+// own error is handled by the SDK's retry policy exactly as a unary call's (a leader hint followed).
 
 import { afterEach, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
-import { KvClient, KvClientError, StatusCode } from './kv-client.js';
+import { KvClient, KvClientError, StatusCode, writeDefinitelyNotApplied } from './kv-client.js';
 import { kvServiceDefinition, LEADER_ADDR_METADATA_KEY, LEADER_ID_METADATA_KEY, NOT_APPLIED_METADATA_KEY } from './proto.js';
 import { bindInsecure } from '../wire/grpc-service.js';
 
@@ -19,6 +20,9 @@ interface FakeServer {
   addr: string;
   unary: string[];
   batches: string[][];
+  /** The keys of each Pipeline message, in arrival order. */
+  pipeline: string[][];
+  streams: { opened: number; halfClosed: number };
   seqs: number[];
   stop(): Promise<void>;
 }
@@ -35,11 +39,13 @@ afterEach(async () => {
  * A fake leader. Put answers revision = the seq of its idempotency key; `refuse(key)` may
  * return an error for a key instead (as a unary status or a batch item's error).
  */
-async function fakeServer(opts: { batch?: boolean; refuse?: (key: string) => { code: number; message: string; metadata: Record<string, string> } | undefined } = {}): Promise<FakeServer> {
-  const rec: Omit<FakeServer, 'addr' | 'stop'> = { unary: [], batches: [], seqs: [] };
+async function fakeServer(
+  opts: { batch?: boolean; pipeline?: boolean; breakOn?: string; refuse?: (key: string) => { code: number; message: string; metadata: Record<string, string> } | undefined } = {},
+): Promise<FakeServer> {
+  const rec: Omit<FakeServer, 'addr' | 'stop'> = { unary: [], batches: [], pipeline: [], streams: { opened: 0, halfClosed: 0 }, seqs: [] };
   const server = new grpc.Server();
-  const kv = kvServiceDefinition('KV');
-  const { Batch: _batch, ...withoutBatch } = kv;
+  const { Batch: _batch, Pipeline: _pipeline, ...unaryOnly } = kvServiceDefinition('KV');
+  const kv: grpc.ServiceDefinition = { ...unaryOnly, ...(opts.batch === false ? {} : { Batch: _batch }), ...(opts.pipeline === false ? {} : { Pipeline: _pipeline }) };
   const answerPut = (req: PutReq): { ok: unknown } | { err: { code: number; message: string; metadata: Record<string, string> } } => {
     const key = Buffer.from(req.key).toString();
     rec.seqs.push(Number(req.idempotencyKey?.seq ?? 0));
@@ -70,7 +76,30 @@ async function fakeServer(opts: { batch?: boolean; refuse?: (key: string) => { c
       }, 5);
     },
   };
-  server.addService(opts.batch === false ? withoutBatch : kv, impl);
+  impl.Pipeline = (call: grpc.ServerDuplexStream<{ items: Item[] }, unknown>) => {
+    rec.streams.opened++;
+    let received = 0;
+    call.on('data', (req: { items: Item[] }) => {
+      const keys = req.items.map((it) => Buffer.from((it.put ?? it.get)!.key).toString());
+      rec.pipeline.push(keys);
+      if (opts.breakOn !== undefined && keys.includes(opts.breakOn)) {
+        call.emit('error', { code: StatusCode.UNAVAILABLE, details: 'connection reset (fake)' });
+        return;
+      }
+      const first = received;
+      received += req.items.length;
+      const results = req.items.map((it, i) => {
+        const a = answerPut(it.put!);
+        return 'ok' in a ? { index: first + i, put: a.ok } : { index: first + i, error: a.err };
+      });
+      setTimeout(() => call.write({ results }), 5);
+    });
+    call.on('end', () => {
+      rec.streams.halfClosed++;
+      setTimeout(() => call.end(), 10);
+    });
+  };
+  server.addService(kv, impl);
   server.addService(kvServiceDefinition('Cluster'), {
     Status: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { memberId: 1, leaderId: 1, raftTerm: 1, role: 'LEADER', members: [] }),
   });
@@ -88,20 +117,65 @@ function client(endpoints: string[], extra: Partial<ConstructorParameters<typeof
 }
 
 describe('KvClient call coalescing', () => {
-  it('sends concurrent puts as KV.Batch and a lone put as Put; every put gets its own result and key', async () => {
+  it('sends every put on one Pipeline stream: a lone put at once, concurrent puts as one message; each gets its own result', async () => {
     const s = await fakeServer();
     const c = client([s.addr]);
     const lone = await c.put('lone', 'v');
-    expect(s.unary).toEqual(['lone']);
+    expect(s.pipeline).toEqual([['lone']]);
     const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
     const res = await Promise.all(keys.map((k) => c.put(k, 'v')));
-    // The first goes at once (nothing in flight), the other 19 in one batch at the end of the turn.
-    expect(s.unary).toEqual(['lone', 'k0']);
-    expect(s.batches).toEqual([keys.slice(1)]);
-    // Each result is its own: revision = its idempotency seq, all distinct.
+    // The first goes at once (nothing in flight), the other 19 in one message at the end of the turn.
+    expect(s.pipeline).toEqual([['lone'], ['k0'], keys.slice(1)]);
+    expect(s.unary).toEqual([]);
+    expect(s.batches).toEqual([]);
+    expect(s.streams.opened).toBe(1);
+    // Each result is its own (matched by its index in the stream): revision = its idempotency seq.
     expect(lone.revision).toBe(1);
     expect(res.map((r) => r.revision)).toEqual(keys.map((_, i) => i + 2));
     expect(new Set(s.seqs).size).toBe(21);
+  });
+
+  it('a server without Pipeline (UNIMPLEMENTED) gets the same puts as KV.Batch; one without either, unary', async () => {
+    const s = await fakeServer({ pipeline: false });
+    const c = client([s.addr]);
+    const res = await Promise.all(['a', 'b', 'c'].map((k) => c.put(k, 'v')));
+    expect(res.map((r) => r.revision)).toEqual([1, 2, 3]);
+    expect(s.batches).toEqual([['a', 'b', 'c']]);
+    // From then on a lone call goes unary and concurrent ones in a Batch.
+    await c.put('d', 'v');
+    expect(s.unary).toEqual(['d']);
+    const old = await fakeServer({ pipeline: false, batch: false });
+    const c2 = client([old.addr]);
+    await Promise.all(['x', 'y'].map((k) => c2.put(k, 'v')));
+    expect(old.unary.sort()).toEqual(['x', 'y']);
+  });
+
+  it('a broken stream fails the calls on it with its status (outcome unknown); the next call opens a new stream', async () => {
+    const s = await fakeServer({ breakOn: 'boom' });
+    const c = client([s.addr], { maxRetries: 0 });
+    // 'a' goes at once; 'boom' and 'c' follow in one message while 'a' is unanswered.
+    const got = await Promise.allSettled(['a', 'boom', 'c'].map((k) => c.put(k, 'v')));
+    expect(s.pipeline).toEqual([['a'], ['boom', 'c']]);
+    expect(got.map((g) => g.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    for (const r of got as PromiseRejectedResult[]) {
+      const e = r.reason as KvClientError;
+      expect(e.code).toBe(StatusCode.UNAVAILABLE);
+      expect(writeDefinitelyNotApplied(e)).toBe(false);
+    }
+    const after = await c.put('d', 'v');
+    expect(after.revision).toBeGreaterThan(0);
+    expect(s.streams.opened).toBe(2);
+  });
+
+  it('half-closes a stream idle for pipelineIdleMs and opens another for the next call', async () => {
+    const s = await fakeServer();
+    const c = client([s.addr], { pipelineIdleMs: 30 });
+    await c.put('a', 'v');
+    for (let i = 0; i < 100 && s.streams.halfClosed === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(s.streams.halfClosed).toBe(1);
+    await c.put('b', 'v');
+    expect(s.streams.opened).toBe(2);
+    expect(s.pipeline).toEqual([['a'], ['b']]);
   });
 
   it('coalesceCalls: false sends every call unary', async () => {
@@ -112,8 +186,8 @@ describe('KvClient call coalescing', () => {
     expect(s.batches).toEqual([]);
   });
 
-  it('a server without Batch (UNIMPLEMENTED) still gets every put, unary', async () => {
-    const s = await fakeServer({ batch: false });
+  it('a server without Batch or Pipeline (UNIMPLEMENTED) still gets every put, unary', async () => {
+    const s = await fakeServer({ batch: false, pipeline: false });
     const c = client([s.addr]);
     const res = await Promise.all(['a', 'b', 'c', 'd'].map((k) => c.put(k, 'v')));
     expect(res.every((r) => r.revision > 0)).toBe(true);
@@ -130,8 +204,8 @@ describe('KvClient call coalescing', () => {
     });
     const c = client([stale.addr]);
     const res = await Promise.all(['a', 'moved', 'b'].map((k) => c.put(k, 'v')));
-    expect(stale.batches).toEqual([['moved', 'b']]);
-    expect(leader.unary).toEqual(['moved']);
+    expect(stale.pipeline).toEqual([['a'], ['moved', 'b']]);
+    expect(leader.pipeline).toEqual([['moved']]);
     // Same idempotency key on the retry: the hinted leader saw the seq the stale one saw.
     expect(leader.seqs).toEqual([stale.seqs[1]]);
     expect(res.map((r) => r.revision)).toEqual([1, 2, 3]);
@@ -146,6 +220,6 @@ describe('KvClient call coalescing', () => {
     expect(e).toBeInstanceOf(KvClientError);
     expect(e.code).toBe(StatusCode.RESOURCE_EXHAUSTED);
     expect(e.details).toBe('value is too big');
-    expect(s.batches).toEqual([['bad', 'b']]);
+    expect(s.pipeline).toEqual([['a'], ['bad', 'b']]);
   });
 });

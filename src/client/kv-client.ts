@@ -50,7 +50,7 @@ import { lockWith, type LockHandle, type LockOptions } from './lock.js';
 import { Election } from './election.js';
 import { watchChanges, type WatchBatch, type WatchOptions } from './watch.js';
 import { runTransaction, type Transaction, type TransactionOptions } from './transaction.js';
-import { CallCoalescer, isBatchable, type BatchResultMsg, type CoalescerLimits } from './call-coalescer.js';
+import { CallCoalescer, isBatchable, type BatchResultMsg, type CoalescerLimits, type PipelineCall } from './call-coalescer.js';
 
 export { CompareResult, CompareTarget, Consistency, PartitionDirection };
 export type { FaultConfig, KeyValue, Member, ReadHeader };
@@ -87,11 +87,15 @@ export interface KvClientOptions {
    */
   attemptTimeoutMs?: number;
   /**
-   * Coalesce concurrent KV calls (put, get, delete, range, txn, add) to one server into
-   * KV.Batch calls (see call-coalescer.ts): each keeps its own result, status, deadline and
-   * retries; a call with nothing else in flight still goes out alone at once. Default true.
+   * Carry KV calls (put, get, delete, range, txn, add) on one long-lived KV.Pipeline stream per
+   * server, concurrent ones coalesced into one message (see call-coalescer.ts): each keeps its
+   * own result, status, deadline and retries; a call with nothing else in flight still goes out
+   * alone at once. Against a server without Pipeline, concurrent calls travel in KV.Batch calls.
+   * false = one unary gRPC call per call. Default true.
    */
   coalesceCalls?: boolean;
+  /** A Pipeline stream with no call in flight for this long is half-closed (an open stream keeps the process alive). Default 1000. */
+  pipelineIdleMs?: number;
   /** Most calls in one coalesced batch. Default 64. */
   maxBatchItems?: number;
   /**
@@ -383,6 +387,7 @@ const DEFAULT_MAX_BACKOFF_MS = 1_000;
 const DEFAULT_DISCOVERY_TIMEOUT_MS = 1_000;
 const DEFAULT_MAX_BATCH_ITEMS = 64;
 const DEFAULT_MAX_BATCH_BYTES = 256 * 1024;
+const DEFAULT_PIPELINE_IDLE_MS = 1_000;
 /** Responses (e.g. large ranges) may exceed grpc-js's 4 MiB default. */
 const MAX_RECEIVE_MESSAGE_BYTES = 256 * 1024 * 1024;
 
@@ -674,7 +679,9 @@ export class KvClient {
       const maxBatchBytes = opts.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
       if (!Number.isSafeInteger(maxBatchItems) || maxBatchItems < 1) throw new TypeError(`maxBatchItems must be a positive integer, got ${maxBatchItems}`);
       if (!Number.isSafeInteger(maxBatchBytes) || maxBatchBytes < 1) throw new TypeError(`maxBatchBytes must be a positive integer, got ${maxBatchBytes}`);
-      this.coalesceLimits = { maxBatchItems, maxBatchBytes };
+      const pipelineIdleMs = opts.pipelineIdleMs ?? DEFAULT_PIPELINE_IDLE_MS;
+      if (!Number.isFinite(pipelineIdleMs) || pipelineIdleMs < 0) throw new TypeError(`pipelineIdleMs must be a number >= 0, got ${pipelineIdleMs}`);
+      this.coalesceLimits = { maxBatchItems, maxBatchBytes, pipelineIdleMs };
     }
   }
 
@@ -944,6 +951,7 @@ export class KvClient {
   /** Closes every channel. Calls after close fail with CANCELLED. Idempotent. */
   close(): void {
     this.closed = true;
+    for (const c of this.coalescers.values()) c.close();
     for (const c of this.channels.values()) c.close();
     this.channels.clear();
     this.coalescers.clear();
@@ -1013,6 +1021,24 @@ export class KvClient {
     });
   }
 
+  /** Opens a KV.Pipeline stream to `addr` (see PipelineOpen); throws once the client is closed. */
+  private pipelineStream(addr: string, onResults: (results: BatchResultMsg[]) => void, onEnd: (error: unknown) => void): PipelineCall {
+    const m = methodDef('KV', 'Pipeline');
+    const stream = this.channel(addr).makeBidiStreamRequest(m.path, (b: unknown) => b as Buffer, m.responseDeserialize, new grpc.Metadata(), {});
+    let error: unknown;
+    stream.on('data', (msg: { results?: BatchResultMsg[] }) => onResults(msg.results ?? []));
+    stream.on('error', (e: unknown) => {
+      error = e;
+    });
+    // As in batchStream: results that arrived just before the status may still be buffered.
+    stream.on('status', (st: grpc.StatusObject) => setImmediate(() => onEnd(st.code === grpc.status.OK ? undefined : (error ?? { code: st.code, details: st.details, metadata: st.metadata }))));
+    return {
+      write: (request) => void stream.write(request),
+      end: () => stream.end(),
+      cancel: () => stream.cancel(),
+    };
+  }
+
   private coalescer(addr: string, limits: CoalescerLimits): CallCoalescer {
     let c = this.coalescers.get(addr);
     if (!c) {
@@ -1020,6 +1046,7 @@ export class KvClient {
         (method, req, deadline) => this.unary(addr, 'KV', method, req, deadline),
         (request, deadline, onResults) => this.batchStream(addr, request, deadline, onResults),
         limits,
+        (onResults, onEnd) => this.pipelineStream(addr, onResults, onEnd),
       );
       this.coalescers.set(addr, c);
     }

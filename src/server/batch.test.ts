@@ -1,6 +1,7 @@
-// KV.Batch on a real in-process 3-node cluster, called raw (no SDK): every item is answered
-// as its own unary call would be, in its own slot, and the call-wide limit refuses the whole
-// batch before anything runs.
+// KV.Batch and KV.Pipeline on a real in-process 3-node cluster, called raw (no SDK): every
+// item is answered as its own unary call would be, in its own slot; Batch's call-wide limit
+// refuses the whole batch before anything runs, Pipeline's limits refuse a message's items and
+// keep the stream open.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
@@ -8,6 +9,7 @@ import { COUNTER_VALUE_METADATA_KEY, kvServiceDefinition, LEADER_ID_METADATA_KEY
 import { startTestCluster, type TestCluster } from '../client/test-cluster.js';
 
 const MAX_BATCH_ITEMS = 8;
+const MAX_STREAM_ITEMS_IN_FLIGHT = 12;
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined) => (b === undefined ? undefined : Buffer.from(b).toString());
 
@@ -62,7 +64,7 @@ async function batch(addr: string, items: unknown[]): Promise<BatchResult[]> {
 const addrOf = (id: number) => cluster.specs.find((s) => s.id === id)!.clientAddr;
 
 beforeAll(async () => {
-  cluster = await startTestCluster({ size: 3, overrides: { limits: { ...(await import('./config.js')).DEFAULT_LIMITS, maxBatchItems: MAX_BATCH_ITEMS } } });
+  cluster = await startTestCluster({ size: 3, overrides: { limits: { ...(await import('./config.js')).DEFAULT_LIMITS, maxBatchItems: MAX_BATCH_ITEMS, maxStreamItemsInFlight: MAX_STREAM_ITEMS_IN_FLIGHT } } });
   await cluster.waitForLeader();
 }, 30_000);
 
@@ -162,5 +164,98 @@ describe('KV.Batch', () => {
     const messages = await batchMessages(leader, items);
     expect(messages.flatMap((m) => m.results)).toHaveLength(MAX_BATCH_ITEMS);
     expect(messages.length).toBeLessThanOrEqual(2);
+  });
+});
+
+/** A raw KV.Pipeline stream: send() writes one message; results() has every result so far. */
+function pipeline(addr: string): { send(items: unknown[]): void; end(): void; results: BatchResult[]; next(n: number): Promise<BatchResult[]>; ended: Promise<grpc.StatusObject> } {
+  const c = new grpc.Client(addr, grpc.credentials.createInsecure());
+  channels.push(c);
+  const m = kvServiceDefinition('KV').Pipeline!;
+  const stream = c.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), { deadline: Date.now() + 10_000 });
+  const results: BatchResult[] = [];
+  let waiter: { n: number; resolve: () => void } | undefined;
+  stream.on('data', (msg: { results: BatchResult[] }) => {
+    results.push(...msg.results);
+    if (waiter && results.length >= waiter.n) waiter.resolve();
+  });
+  stream.on('error', () => {});
+  const ended = new Promise<grpc.StatusObject>((resolve) => stream.on('status', resolve));
+  return {
+    send: (items) => void stream.write({ items }),
+    end: () => stream.end(),
+    results,
+    ended,
+    next: (n) =>
+      results.length >= n
+        ? Promise.resolve(results.slice())
+        : new Promise((resolve, reject) => {
+            const t = setTimeout(() => reject(new Error(`only ${results.length} of ${n} results arrived`)), 5_000);
+            waiter = { n, resolve: () => (clearTimeout(t), resolve(results.slice())) };
+          }),
+  };
+}
+
+const byIndex = (rs: BatchResult[]) => new Map(rs.map((r) => [r.index ?? 0, r]));
+
+describe('KV.Pipeline', () => {
+  it('numbers items across the whole stream and answers each in its slot; ends after a half-close once all are answered', async () => {
+    const leader = addrOf(await cluster.waitForLeader());
+    const p = pipeline(leader);
+    p.send([{ put: { key: enc('p/a'), value: enc('1') } }, { put: { key: enc(''), value: enc('x') } }]);
+    p.send([{ counter: { key: enc('p/ctr'), delta: 2 } }]);
+    p.send([{ get: { key: enc('p/a') } }, {}]);
+    const r = byIndex(await p.next(5));
+    expect([...r.keys()].sort()).toEqual([0, 1, 2, 3, 4]);
+    expect(r.get(0)!.put!.header.revision).toBeGreaterThan(0);
+    expect(r.get(1)!.error).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, message: 'key must not be empty' });
+    expect(Number(r.get(2)!.counter!.value)).toBe(2);
+    // Sent after the put was answered? Not necessarily: the get may run before the put applies
+    // (nothing is ordered across items), so only its shape is checked here.
+    expect(r.get(3)!.get !== undefined || r.get(3)!.error !== undefined).toBe(true);
+    expect(r.get(4)!.error).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, message: 'batch item 4 has no request' });
+    p.end();
+    expect((await p.ended).code).toBe(grpc.status.OK);
+  });
+
+  it(`refuses each item of a message over maxBatchItems (${MAX_BATCH_ITEMS}), marked not applied; the stream goes on`, async () => {
+    const leader = addrOf(await cluster.waitForLeader());
+    const p = pipeline(leader);
+    p.send(Array.from({ length: MAX_BATCH_ITEMS + 1 }, (_, i) => ({ put: { key: enc(`p/over/${i}`), value: enc('x') } })));
+    p.send([{ put: { key: enc('p/after'), value: enc('ok') } }]);
+    const r = byIndex(await p.next(MAX_BATCH_ITEMS + 2));
+    for (let i = 0; i <= MAX_BATCH_ITEMS; i++) {
+      expect(r.get(i)!.error).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, metadata: { [NOT_APPLIED_METADATA_KEY]: '1' } });
+      expect(r.get(i)!.error!.message).toContain(`over maxBatchItems=${MAX_BATCH_ITEMS}`);
+    }
+    expect(r.get(MAX_BATCH_ITEMS + 1)!.put!.header.revision).toBeGreaterThan(0);
+    const count = await call<{ count: number }>(leader, 'Range', { key: enc('p/over/'), rangeEnd: enc('p/over0'), countOnly: true });
+    expect(Number(count.count)).toBe(0);
+    p.end();
+    await p.ended;
+  });
+
+  it(`refuses items that would leave over maxStreamItemsInFlight (${MAX_STREAM_ITEMS_IN_FLIGHT}) unanswered; a slow item does not hold back a fast one`, async () => {
+    const leader = addrOf(await cluster.waitForLeader());
+    const p = pipeline(leader);
+    // SESSION reads of a revision nobody has: unanswered until their own 1500 ms run out.
+    const waiting = { get: { key: enc('p/w'), read: { consistency: 3, minRevision: 1e12 } }, timeoutMs: 1500 };
+    p.send(Array.from({ length: MAX_BATCH_ITEMS }, () => waiting));
+    p.send(Array.from({ length: MAX_STREAM_ITEMS_IN_FLIGHT - MAX_BATCH_ITEMS }, () => waiting));
+    p.send([{ put: { key: enc('p/late'), value: enc('x') } }]);
+    const first = await p.next(1);
+    expect(first).toHaveLength(1);
+    expect(first[0]!.index).toBe(MAX_STREAM_ITEMS_IN_FLIGHT);
+    expect(first[0]!.error).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, metadata: { [NOT_APPLIED_METADATA_KEY]: '1' } });
+    expect(first[0]!.error!.message).toContain(`over maxStreamItemsInFlight=${MAX_STREAM_ITEMS_IN_FLIGHT}`);
+    const got = await call<{ kv?: unknown }>(leader, 'Get', { key: enc('p/late') });
+    expect(got.kv ?? undefined).toBeUndefined();
+    // Once the waiting reads are answered (refused at their deadline), room is back.
+    await p.next(MAX_STREAM_ITEMS_IN_FLIGHT + 1);
+    p.send([{ put: { key: enc('p/late'), value: enc('y') } }]);
+    const r = byIndex(await p.next(MAX_STREAM_ITEMS_IN_FLIGHT + 2));
+    expect(r.get(MAX_STREAM_ITEMS_IN_FLIGHT + 1)!.put!.header.revision).toBeGreaterThan(0);
+    p.end();
+    expect((await p.ended).code).toBe(grpc.status.OK);
   });
 });

@@ -19,8 +19,10 @@ export interface Limits {
   maxRequestBytes: number;
   /** Most compare + success + failure operations in one transaction. */
   maxTxnOps: number;
-  /** Most items in one KV.Batch call (each item still obeys every other limit). */
+  /** Most items in one KV.Batch call or one KV.Pipeline message (each item still obeys every other limit). */
   maxBatchItems: number;
+  /** Most unanswered items on one KV.Pipeline stream; items beyond it are refused, not applied. */
+  maxStreamItemsInFlight: number;
   /** Most proposals waiting for commit on one node; beyond it writes get RESOURCE_EXHAUSTED. */
   maxPendingProposals: number;
   /** Most reads waiting for a read index on one node. */
@@ -73,6 +75,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxRequestBytes: 2 * 1024 * 1024,
   maxTxnOps: 128,
   maxBatchItems: 1024,
+  maxStreamItemsInFlight: 4096,
   maxPendingProposals: 10_000,
   maxPendingReads: 10_000,
 };

@@ -93,6 +93,78 @@ function batchErrorOf(e: unknown): { code: number; message: string; metadata: Re
   }
 }
 
+/**
+ * Starts one batch item as its own unary call would run; `finished` always gets its result.
+ * Its own timeout_ms is capped at `capMs`; without one it gets `defaultMs`.
+ */
+function runItem(item: BatchItemMsg, index: number, capMs: number, ops: Record<string, KvOp>, finished: (result: Record<string, unknown>) => void, defaultMs = capMs): void {
+  const field = batchFieldOf(item);
+  if (field === undefined) return finished({ index, error: batchErrorOf(invalidArgument(`batch item ${index} has no request`)) });
+  const own = Number(item.timeoutMs ?? 0);
+  const timeoutMs = own > 0 ? Math.min(own, capMs) : defaultMs;
+  let op: Promise<unknown>;
+  try {
+    op = ops[BATCH_METHODS[field]]!(item[field] as never, timeoutMs);
+  } catch (e) {
+    op = Promise.reject(e);
+  }
+  op.then(
+    (res) => finished({ index, [field]: res }),
+    (e: unknown) => finished({ index, error: batchErrorOf(e) }),
+  );
+}
+
+/**
+ * The results half of Batch and Pipeline: results that finish in one cascade of promise
+ * continuations share one message; the call ends when `done()` says so.
+ */
+class ResultStream {
+  /** Items started and not answered yet. */
+  unanswered = 0;
+  private ready: Array<Record<string, unknown>> = [];
+  private flushScheduled = false;
+  private cancelled = false;
+
+  constructor(
+    private readonly call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+    private readonly done: () => boolean,
+  ) {
+    call.on('cancelled', () => {
+      this.cancelled = true;
+    });
+  }
+
+  readonly finished = (result: Record<string, unknown>): void => {
+    this.ready.push(result);
+    this.unanswered--;
+    this.schedule();
+  };
+
+  /** Ends the call now if it is done and nothing waits to be written (a batch of no items). */
+  maybeEnd(): void {
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // After the promise chains running now settle (the answers one Ready resolved all finish
+    // in one cascade), before the next I/O or immediate: the node's own next step (the apply
+    // batch's write) must not go ahead of the answers.
+    process.nextTick(this.flush);
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const results = this.ready;
+    this.ready = [];
+    // Cancelled by the client, or ended by grpc-js after a failed write: nothing more to send.
+    if (this.cancelled || this.call.writableEnded || this.call.destroyed) return;
+    if (results.length > 0) this.call.write({ results });
+    if (this.done()) this.call.end();
+  };
+}
+
 export function checkKey(key: Uint8Array | undefined, limits: Limits, what = 'key'): Uint8Array {
   if (!key || key.length === 0) throw invalidArgument(`${what} must not be empty`);
   if (key.length > limits.maxKeyBytes) {
@@ -304,49 +376,47 @@ export class KvService {
       return;
     }
     const callTimeoutMs = timeoutMsOf(call, this.host.cfg.defaultRequestTimeoutMs);
-    let cancelled = false;
-    call.on('cancelled', () => {
-      cancelled = true;
+    const out: ResultStream = new ResultStream(call, (): boolean => out.unanswered === 0);
+    out.unanswered = items.length;
+    items.forEach((item, index) => runItem(item, index, callTimeoutMs, ops, out.finished));
+    out.maybeEnd();
+  }
+
+  /**
+   * KV.Pipeline: Batch on one long-lived stream. Each request message is a batch; an item's
+   * index is its position among all items the stream has carried, which both ends count. A
+   * message over maxBatchItems, or one that would leave more than maxStreamItemsInFlight items
+   * unanswered, has each of its items refused (RESOURCE_EXHAUSTED, not applied); the stream stays
+   * open. After the client half-closes, the stream ends once every item is answered.
+   */
+  private pipeline(call: grpc.ServerDuplexStream<{ items?: BatchItemMsg[] }, unknown>, ops: Record<string, KvOp>): void {
+    const defaultMs = this.host.cfg.defaultRequestTimeoutMs;
+    let received = 0;
+    let halfClosed = false;
+    const out: ResultStream = new ResultStream(call, (): boolean => halfClosed && out.unanswered === 0);
+    call.on('data', (req: { items?: BatchItemMsg[] }) => {
+      const items = req.items ?? [];
+      const first = received;
+      received += items.length;
+      out.unanswered += items.length;
+      const refusal = this.pipelineRefusal(items.length, out.unanswered);
+      items.forEach((item, i) => {
+        if (refusal) out.finished({ index: first + i, error: batchErrorOf(refusal) });
+        // Without a deadline of their own, items get the unary default (the stream has none).
+        else runItem(item, first + i, defaultMs * 12, ops, out.finished, defaultMs);
+      });
     });
-    let ready: Array<Record<string, unknown>> = [];
-    let remaining = items.length;
-    let flushScheduled = false;
-    const flush = (): void => {
-      flushScheduled = false;
-      const results = ready;
-      ready = [];
-      // Cancelled by the client, or ended by grpc-js after a failed write: nothing more to send.
-      if (cancelled || call.writableEnded || call.destroyed) return;
-      if (results.length > 0) call.write({ results });
-      if (remaining === 0) call.end();
-    };
-    const finished = (result: Record<string, unknown>): void => {
-      ready.push(result);
-      remaining--;
-      if (flushScheduled) return;
-      flushScheduled = true;
-      setImmediate(flush);
-    };
-    if (items.length === 0) {
-      call.end();
-      return;
-    }
-    items.forEach((item, index) => {
-      const field = batchFieldOf(item);
-      if (field === undefined) return finished({ index, error: batchErrorOf(invalidArgument(`batch item ${index} has no request`)) });
-      const own = Number(item.timeoutMs ?? 0);
-      const timeoutMs = own > 0 ? Math.min(own, callTimeoutMs) : callTimeoutMs;
-      let op: Promise<unknown>;
-      try {
-        op = ops[BATCH_METHODS[field]]!(item[field] as never, timeoutMs);
-      } catch (e) {
-        op = Promise.reject(e);
-      }
-      op.then(
-        (res) => finished({ index, [field]: res }),
-        (e: unknown) => finished({ index, error: batchErrorOf(e) }),
-      );
+    call.on('end', () => {
+      halfClosed = true;
+      out.maybeEnd();
     });
+  }
+
+  private pipelineRefusal(items: number, unanswered: number): KvError | undefined {
+    const { maxBatchItems, maxStreamItemsInFlight } = this.limits;
+    if (items > maxBatchItems) return resourceExhausted(`pipeline message has ${items} items, over maxBatchItems=${maxBatchItems}`, true);
+    if (unanswered > maxStreamItemsInFlight) return resourceExhausted(`${unanswered} items unanswered on this stream, over maxStreamItemsInFlight=${maxStreamItemsInFlight}`, true);
+    return undefined;
   }
 
   handlers(): grpc.UntypedServiceImplementation {
@@ -367,6 +437,7 @@ export class KvService {
         return 'response' in r ? r.response : {};
       }),
       Batch: (call: grpc.ServerWritableStream<{ items?: BatchItemMsg[] }, unknown>) => this.batch(call, ops),
+      Pipeline: (call: grpc.ServerDuplexStream<{ items?: BatchItemMsg[] }, unknown>) => this.pipeline(call, ops),
     };
   }
 
