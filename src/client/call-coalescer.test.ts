@@ -284,3 +284,71 @@ describe('CallCoalescer', () => {
     expect(got.map((g) => (g as PromiseRejectedResult).reason)).toEqual([closed, closed]);
   });
 });
+
+/**
+ * A fake Pipeline server: every opened stream is recorded with the keys of each message; each
+ * item is answered by its stream-wide index after 5 ms, unless `silent(key)`.
+ */
+function fakePipeline(opts: { silent?: (key: string) => boolean } = {}) {
+  const streams: Array<{ messages: string[][]; ended: boolean; cancelled: boolean }> = [];
+  const open = (onResults: (results: BatchResultMsg[]) => void, _onEnd: (error: unknown) => void) => {
+    const rec = { messages: [] as string[][], ended: false, cancelled: false };
+    streams.push(rec);
+    let received = 0;
+    return {
+      write: (request: Buffer) => {
+        const items = decodeBatch(request);
+        rec.messages.push(items.map((i) => i.key));
+        const first = received;
+        received += items.length;
+        const results = items.flatMap((it, i) => (opts.silent?.(it.key) ? [] : [{ index: first + i, put: { key: it.key } }]));
+        if (results.length > 0) setTimeout(() => onResults(results), 5);
+      },
+      end: () => void (rec.ended = true),
+      cancel: () => void (rec.cancelled = true),
+    };
+  };
+  return { streams, open };
+}
+
+describe('CallCoalescer on a Pipeline stream', () => {
+  it('moves to a new stream before item indexes would pass pipelineMaxItems; the old one is half-closed and still answers', async () => {
+    const t = fakeTransport();
+    const p = fakePipeline();
+    const c = new CallCoalescer(t.unary, t.batch, { ...LIMITS, pipelineMaxItems: 3 }, p.open);
+    const first = await Promise.all(['a', 'b'].map((k) => c.call('Put', put(k), soon())));
+    const second = await Promise.all(['c', 'd'].map((k) => c.call('Put', put(k), soon())));
+    expect([...first, ...second].map((r) => (r as { key: string }).key)).toEqual(['a', 'b', 'c', 'd']);
+    expect(p.streams.map((s) => s.messages)).toEqual([[['a'], ['b'], ['c']], [['d']]]);
+    expect(p.streams[0]!.ended).toBe(true);
+    expect(p.streams[1]!.ended).toBe(false);
+    expect(t.log.unary).toEqual([]);
+  });
+
+  it('an unanswered call expires on its own deadline; the idle stream is then half-closed', async () => {
+    const t = fakeTransport();
+    const p = fakePipeline({ silent: (k) => k === 'lost' });
+    const c = new CallCoalescer(t.unary, t.batch, { ...LIMITS, pipelineIdleMs: 20 }, p.open);
+    const err = await c.call('Put', put('lost'), Date.now() + 50).then(
+      () => undefined,
+      (e: { code: number }) => e,
+    );
+    expect(err?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    for (let i = 0; i < 50 && !p.streams[0]!.ended; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(p.streams[0]!.ended).toBe(true);
+  });
+
+  it('close() cancels the stream', async () => {
+    const t = fakeTransport();
+    const p = fakePipeline();
+    const c = new CallCoalescer(t.unary, t.batch, LIMITS, p.open);
+    await c.call('Put', put('a'), soon());
+    c.close();
+    expect(p.streams[0]!.cancelled).toBe(true);
+    const err = await c.call('Put', put('b'), soon()).then(
+      () => undefined,
+      (e: { code: number }) => e,
+    );
+    expect(err?.code).toBe(grpc.status.CANCELLED);
+  });
+});

@@ -44,7 +44,14 @@ export interface CoalescerLimits {
   maxBatchBytes: number;
   /** A Pipeline stream with no call in flight for this long is half-closed. */
   pipelineIdleMs: number;
+  /**
+   * Most items one Pipeline stream carries before the next call opens a new one (the old one is
+   * half-closed and still answers what it carries): BatchResult.index is a uint32. Default 2^32 - 1.
+   */
+  pipelineMaxItems?: number;
 }
+
+const MAX_PIPELINE_ITEMS = 0xffffffff;
 
 /** Sends one unary KV call; rejects with the raw grpc-js error. */
 export type UnaryCall = (method: BatchableMethod, req: unknown, deadline: number) => Promise<unknown>;
@@ -204,6 +211,13 @@ export class CallCoalescer {
   }
 
   private sendOnPipe(items: Pending[], request: Buffer): void {
+    const current = this.pipe;
+    if (current && current.nextIndex + items.length > (this.limits.pipelineMaxItems ?? MAX_PIPELINE_ITEMS)) {
+      // Indexes would wrap: retire this stream (it still answers what it carries).
+      this.pipe = undefined;
+      if (current.idleTimer) clearTimeout(current.idleTimer);
+      current.call.end();
+    }
     let pipe: Pipe;
     try {
       pipe = this.pipe ?? this.openPipe();
@@ -223,7 +237,7 @@ export class CallCoalescer {
   private openPipe(): Pipe {
     if (this.closed) throw statusError(grpc.status.CANCELLED, 'client is closed', true);
     const pending = new Map<number, Pending>();
-    const pipe: Pipe = { call: undefined as unknown as PipelineCall, nextIndex: 0, pending, expiry: new PipeExpiry(pending), idleTimer: undefined };
+    const pipe: Pipe = { call: undefined as unknown as PipelineCall, nextIndex: 0, pending, expiry: new PipeExpiry(pending, () => this.maybeIdle(pipe)), idleTimer: undefined };
     pipe.call = this.pipelineOpen!(
       (results) => this.onPipeResults(pipe, results),
       (error) => this.onPipeEnd(pipe, error),
@@ -240,6 +254,11 @@ export class CallCoalescer {
       pipe.pending.delete(index);
       settleFromResult(p, r);
     }
+    this.maybeIdle(pipe);
+  }
+
+  /** Starts the idle countdown of a stream with nothing in flight. */
+  private maybeIdle(pipe: Pipe): void {
     if (pipe.pending.size === 0 && pipe === this.pipe && !pipe.idleTimer) {
       pipe.idleTimer = setTimeout(() => {
         if (this.pipe !== pipe || pipe.pending.size > 0) return;
@@ -358,7 +377,10 @@ class PipeExpiry {
   private timerAt = Infinity;
   private stopped = false;
 
-  constructor(private readonly pending: Map<number, Pending>) {}
+  constructor(
+    private readonly pending: Map<number, Pending>,
+    private readonly afterExpiry: () => void,
+  ) {}
 
   /** Makes sure the timer fires by the earliest deadline of a call just added. */
   arm(): void {
@@ -389,6 +411,7 @@ class PipeExpiry {
       settle(p, () => p.reject(expired));
     }
     this.arm();
+    this.afterExpiry();
   }
 }
 
