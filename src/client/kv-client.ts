@@ -625,6 +625,26 @@ function toClientError(e: unknown, endpoint: string | undefined): KvClientError 
   return new KvClientError(grpc.status.INTERNAL, (e as Error)?.message ?? String(e), { endpoint });
 }
 
+/**
+ * Reads the results of a KV.Batch or KV.Pipeline call: `onResults` per message, then `onEnd`
+ * once: undefined when the call ended OK, else the raw grpc-js error. grpc-js emits 'status'
+ * (after 'error' when not OK) right as the call ends, while results that arrived just before may
+ * still sit in the stream's buffer (delivered on the next tick): `onEnd` comes after them. On OK
+ * every result has then been delivered; on a failure (deadline, cancel, reset) grpc-js may drop
+ * results it had not delivered yet, and those items get the call's error, which never claims
+ * they were not applied.
+ */
+function readResults(stream: grpc.ClientReadableStream<unknown>, onResults: (results: BatchResultMsg[]) => void, onEnd: (error: unknown) => void): void {
+  let error: unknown;
+  stream.on('data', (msg: { results?: BatchResultMsg[] }) => onResults(msg.results ?? []));
+  stream.on('error', (e: unknown) => {
+    error = e;
+  });
+  stream.on('status', (st: grpc.StatusObject) =>
+    setImmediate(() => onEnd(st.code === grpc.status.OK ? undefined : (error ?? { code: st.code, details: st.details, metadata: st.metadata }))),
+  );
+}
+
 // ------------------------------------------------------------------ the client
 
 let definitions: Record<ServiceName, grpc.ServiceDefinition> | undefined;
@@ -1005,19 +1025,7 @@ export class KvClient {
     const m = methodDef('KV', 'Batch');
     return new Promise<void>((resolve, reject) => {
       const stream = this.channel(addr).makeServerStreamRequest(m.path, (b: unknown) => b as Buffer, m.responseDeserialize, request, new grpc.Metadata(), { deadline });
-      let error: unknown;
-      stream.on('data', (msg: { results?: BatchResultMsg[] }) => onResults(msg.results ?? []));
-      stream.on('error', (e: unknown) => {
-        error = e;
-      });
-      // grpc-js emits 'status' (after 'error' when not OK) right as the call ends, while results
-      // that arrived just before may still sit in the stream's buffer (delivered on the next
-      // tick): settle after them. On OK every result has then been delivered; on a failure
-      // (deadline, cancel, reset) grpc-js may drop results it had not delivered yet, and those
-      // items get the call's error, which never claims they were not applied.
-      stream.on('status', (st: grpc.StatusObject) =>
-        setImmediate(() => (st.code === grpc.status.OK ? resolve() : reject(error ?? { code: st.code, details: st.details, metadata: st.metadata }))),
-      );
+      readResults(stream, onResults, (error) => (error === undefined ? resolve() : reject(error)));
     });
   }
 
@@ -1025,13 +1033,7 @@ export class KvClient {
   private pipelineStream(addr: string, onResults: (results: BatchResultMsg[]) => void, onEnd: (error: unknown) => void): PipelineCall {
     const m = methodDef('KV', 'Pipeline');
     const stream = this.channel(addr).makeBidiStreamRequest(m.path, (b: unknown) => b as Buffer, m.responseDeserialize, new grpc.Metadata(), {});
-    let error: unknown;
-    stream.on('data', (msg: { results?: BatchResultMsg[] }) => onResults(msg.results ?? []));
-    stream.on('error', (e: unknown) => {
-      error = e;
-    });
-    // As in batchStream: results that arrived just before the status may still be buffered.
-    stream.on('status', (st: grpc.StatusObject) => setImmediate(() => onEnd(st.code === grpc.status.OK ? undefined : (error ?? { code: st.code, details: st.details, metadata: st.metadata }))));
+    readResults(stream, onResults, onEnd);
     return {
       write: (request) => void stream.write(request),
       end: () => stream.end(),

@@ -47,11 +47,14 @@ function unary<Req, Res>(fn: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> 
   };
 }
 
+/** A caller's own deadline may ask for at most this many default request timeouts. */
+const MAX_TIMEOUT_MULTIPLE = 12;
+
 function timeoutMsOf(call: { getDeadline(): grpc.Deadline }, defaultMs: number): number {
   const d = call.getDeadline();
   const at = d instanceof Date ? d.getTime() : Number(d);
   if (!Number.isFinite(at)) return defaultMs;
-  return Math.max(1, Math.min(defaultMs * 12, at - Date.now()));
+  return Math.max(1, Math.min(defaultMs * MAX_TIMEOUT_MULTIPLE, at - Date.now()));
 }
 
 /** The oneof field names of BatchItem / BatchResult, and the KV method each stands for. */
@@ -403,7 +406,7 @@ export class KvService {
       items.forEach((item, i) => {
         if (refusal) out.finished({ index: first + i, error: batchErrorOf(refusal) });
         // Without a deadline of their own, items get the unary default (the stream has none).
-        else runItem(item, first + i, defaultMs * 12, ops, out.finished, defaultMs);
+        else runItem(item, first + i, defaultMs * MAX_TIMEOUT_MULTIPLE, ops, out.finished, defaultMs);
       });
     });
     call.on('end', () => {
