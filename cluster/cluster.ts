@@ -28,6 +28,7 @@ interface ClusterOptions {
   runDir: string;
   tickMs: string;
   logLevel: string;
+  peerTransport: string;
   foreground?: boolean;
 }
 
@@ -55,7 +56,7 @@ function pidFile(o: ClusterOptions, id: number): string {
 
 function spawnNode(s: NodeSpec, all: NodeSpec[], o: ClusterOptions, background: boolean): ChildProcess {
   const peers = all.map((p) => `${p.id}=${p.peerAddr}/${p.clientAddr}`).join(',');
-  const args = [KVD, '--id', String(s.id), '--data-dir', s.dataDir, '--client-addr', s.clientAddr, '--peer-addr', s.peerAddr, '--peers', peers, '--tick-ms', o.tickMs, '--log-level', o.logLevel];
+  const args = [KVD, '--id', String(s.id), '--data-dir', s.dataDir, '--client-addr', s.clientAddr, '--peer-addr', s.peerAddr, '--peers', peers, '--tick-ms', o.tickMs, '--log-level', o.logLevel, '--peer-transport', o.peerTransport];
   if (!background) return spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
   mkdirSync(o.runDir, { recursive: true });
   const logFd = openSync(resolve(o.runDir, `n${s.id}.log`), 'a');
@@ -210,7 +211,8 @@ async function main(): Promise<void> {
       .option('--data-dir <dir>', 'parent of the node data directories', resolve(ROOT, 'data'))
       .option('--run-dir <dir>', 'pid and log files of background nodes', resolve(ROOT, '.cluster'))
       .option('--tick-ms <ms>', 'Raft tick interval', '100')
-      .option('--log-level <level>', 'node log level', 'warn');
+      .option('--log-level <level>', 'node log level', 'warn')
+      .option('--peer-transport <kind>', 'peer protocol of every node: tcp or grpc', 'tcp');
   withOpts(program.command('start'))
     .option('--foreground', 'run in the foreground; Ctrl-C stops every node')
     .action((o: ClusterOptions) => (o.foreground ? startForeground(o) : startBackground(o)));

@@ -54,6 +54,12 @@ describe('kvd flags', () => {
     expect(() => configFromFlags({ ...BASE, id: '0' })).toThrow('--id must be a positive integer, got "0"');
   });
 
+  it('picks the peer transport: tcp by default, grpc on request, anything else refused by name', () => {
+    expect(configFromFlags(BASE).peerTransport).toBe('tcp');
+    expect(configFromFlags({ ...BASE, peerTransport: 'grpc' }).peerTransport).toBe('grpc');
+    expect(() => configFromFlags({ ...BASE, peerTransport: 'udp' })).toThrow('--peer-transport must be one of tcp, grpc, got "udp"');
+  });
+
   it('parses --peers entries with and without client addresses', () => {
     expect(parsePeers('1=h:1/c:1, 2=h:2')).toEqual([
       { id: 1, peerAddr: 'h:1', clientAddr: 'c:1' },

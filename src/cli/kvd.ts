@@ -11,7 +11,7 @@ import { format } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
 import pino from 'pino';
-import { defaultNodeConfig, type NodeConfig, type PeerSpec } from '../server/config.js';
+import { defaultNodeConfig, PEER_TRANSPORT_KINDS, type NodeConfig, type PeerSpec, type PeerTransportKind } from '../server/config.js';
 import { startNode } from '../server/server.js';
 
 interface KvdFlags {
@@ -19,6 +19,7 @@ interface KvdFlags {
   dataDir?: string;
   clientAddr?: string;
   peerAddr?: string;
+  peerTransport?: string;
   peers?: string;
   join?: boolean;
   tickMs?: string;
@@ -65,7 +66,8 @@ function kvdProgram(): Command {
     .option('--id <n>', 'member id (positive integer)')
     .option('--data-dir <dir>', 'data directory (LevelDB); one node per directory')
     .option('--client-addr <host:port>', 'client gRPC address')
-    .option('--peer-addr <host:port>', 'peer (Raft) gRPC address')
+    .option('--peer-addr <host:port>', 'peer (Raft) address')
+    .option('--peer-transport <kind>', 'peer protocol: tcp (framed messages on plain sockets) or grpc; the same on every member (default tcp)')
     .option('--peers <list>', 'founding members: id=peerHost:port/clientHost:port,...')
     .option('--join', 'join a running cluster (start empty, wait for the leader)')
     .option('--tick-ms <ms>', 'Raft tick interval in milliseconds (default 100)')
@@ -106,6 +108,12 @@ export function readConfigFile(path: string): Partial<KvdFlags> {
   return Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, typeof v === 'number' ? String(v) : v])) as Partial<KvdFlags>;
 }
 
+function peerTransportKind(v: string | undefined): PeerTransportKind {
+  if (v === undefined) return 'tcp';
+  if (!(PEER_TRANSPORT_KINDS as readonly string[]).includes(v)) throw new UsageError(`--peer-transport must be one of ${PEER_TRANSPORT_KINDS.join(', ')}, got ${JSON.stringify(v)}`);
+  return v as PeerTransportKind;
+}
+
 export function configFromFlags(f: KvdFlags): NodeConfig {
   const file: Partial<KvdFlags> = f.config ? readConfigFile(f.config) : {};
   const merged: KvdFlags = { ...file, ...Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined)) };
@@ -120,6 +128,7 @@ export function configFromFlags(f: KvdFlags): NodeConfig {
     dataDir: merged.dataDir,
     clientAddr: merged.clientAddr,
     peerAddr: merged.peerAddr,
+    peerTransport: peerTransportKind(merged.peerTransport),
     initialCluster: peers,
     join: merged.join ?? false,
     tickIntervalMs: positiveInt('tick-ms', merged.tickMs, 100),

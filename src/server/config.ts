@@ -29,13 +29,21 @@ export interface Limits {
   maxPendingReads: number;
 }
 
+export type PeerTransportKind = 'tcp' | 'grpc';
+export const PEER_TRANSPORT_KINDS: readonly PeerTransportKind[] = ['tcp', 'grpc'];
+
 export interface NodeConfig {
   id: NodeId;
   dataDir: string;
   /** host:port for the client gRPC API. */
   clientAddr: string;
-  /** host:port for the peer (Raft) gRPC API. */
+  /** host:port for the peer (Raft) protocol. */
   peerAddr: string;
+  /**
+   * How peers talk: 'tcp' (framed proto messages on plain sockets, the default) or 'grpc' (the
+   * raftkv.raft.v1.Raft gRPC service). Every member must use the same one.
+   */
+  peerTransport: PeerTransportKind;
   /** The founding members (including this node); ignored once the data dir holds state. */
   initialCluster: PeerSpec[];
   /** Join an existing cluster instead of bootstrapping one (the node starts empty). */
@@ -83,6 +91,7 @@ export const DEFAULT_LIMITS: Limits = {
 export function defaultNodeConfig(partial: Pick<NodeConfig, 'id' | 'dataDir' | 'clientAddr' | 'peerAddr' | 'initialCluster'> & Partial<NodeConfig>): NodeConfig {
   return {
     join: false,
+    peerTransport: 'tcp',
     tickIntervalMs: 100,
     electionTimeoutTicks: 10,
     heartbeatIntervalTicks: 1,

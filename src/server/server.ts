@@ -1,5 +1,5 @@
-// Assembles one node: LevelDB, Raft storage, state machine, fault-injectable gRPC peer
-// transport, the Ready loop, and the client-facing gRPC server.
+// Assembles one node: LevelDB, Raft storage, state machine, fault-injectable peer transport
+// (TCP or gRPC, see config.ts), the Ready loop, and the client-facing gRPC server.
 
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
@@ -7,7 +7,7 @@ import { kvServiceDefinition } from '../wire/kv-proto.js';
 import { bindInsecure } from '../wire/grpc-service.js';
 import { KvStateMachine } from '../state-machine/index.js';
 import { LevelRaftStorage, openNodeDb, type NodeDb } from '../storage/index.js';
-import { FaultyTransport, GrpcTransport } from '../transport/index.js';
+import { FaultyTransport, GrpcTransport, TcpTransport } from '../transport/index.js';
 import type { NodeConfig } from './config.js';
 import { KvService } from './kv-service.js';
 import { NodeHost } from './node-host.js';
@@ -37,7 +37,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   try {
     const storage = await LevelRaftStorage.open(db);
     const sm = await KvStateMachine.open(db, cfg.stateMachine);
-    const peerTransport = await GrpcTransport.start({ id: cfg.id, listenAddr: cfg.peerAddr, logger: log });
+    const peerTransport = await (cfg.peerTransport === 'grpc' ? GrpcTransport : TcpTransport).start({ id: cfg.id, listenAddr: cfg.peerAddr, logger: log });
     undo.push(() => peerTransport.close());
     const transport = new FaultyTransport(peerTransport);
     const host = await NodeHost.start(cfg, { db, storage, sm, transport, log });

@@ -95,6 +95,15 @@ export function decodeChunk(bytes: Uint8Array): SnapshotChunk {
   return chunk;
 }
 
+export function encodeAck(a: SnapshotAck): Uint8Array {
+  return raftTypes().ack.encode(a as unknown as protobuf.Message).finish();
+}
+
+export function decodeAck(bytes: Uint8Array): SnapshotAck {
+  const raw = decodeOrThrow(raftTypes().ack, bytes) as unknown as SnapshotAck;
+  return { accepted: raw.accepted, error: raw.error };
+}
+
 export interface MemberContext {
   peerAddr: string;
   clientAddr: string;
@@ -169,10 +178,6 @@ export function raftServiceDefinition(): grpc.ServiceDefinition {
     const raw = decodeOrThrow(t.summary, b) as unknown as StreamSummary;
     return { batchesReceived: raw.batchesReceived };
   };
-  const decAck = (b: Buffer): SnapshotAck => {
-    const raw = decodeOrThrow(t.ack, b) as unknown as SnapshotAck;
-    return { accepted: raw.accepted, error: raw.error };
-  };
   return {
     Stream: {
       path: '/raftkv.raft.v1.Raft/Stream',
@@ -191,7 +196,7 @@ export function raftServiceDefinition(): grpc.ServiceDefinition {
       requestSerialize: (v: SnapshotChunk) => asBuffer(encodeChunk(v)),
       requestDeserialize: (b: Buffer) => decodeChunk(b),
       responseSerialize: enc(t.ack),
-      responseDeserialize: decAck,
+      responseDeserialize: (b: Buffer) => decodeAck(b),
       originalName: 'sendSnapshot',
     },
   } as grpc.ServiceDefinition;

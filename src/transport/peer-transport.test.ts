@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { emptyMessage, MessageType, type Message } from '../raft/index.js';
-import { GrpcTransport, type GrpcTransportOptions } from './index.js';
+import { GrpcTransport, TcpTransport, type GrpcTransportOptions, type TcpTransportOptions, type Transport } from './index.js';
 
 const STEP_TIMEOUT_MS = 5_000;
 
@@ -18,14 +18,23 @@ async function waitFor(pred: () => boolean, what: string): Promise<void> {
   }
 }
 
-describe('GrpcTransport', () => {
-  const open: GrpcTransport[] = [];
+/** What both peer transports offer beyond Transport. */
+type PeerTransport = Transport & { port: number; droppedMessages(peer: number): number };
+type Options = GrpcTransportOptions & TcpTransportOptions;
+const KINDS: Array<[string, (o: Options) => Promise<PeerTransport>]> = [
+  ['GrpcTransport', (o) => GrpcTransport.start(o)],
+  ['TcpTransport', (o) => TcpTransport.start(o)],
+];
+
+// The same contract for both: the node host cannot tell which one it runs on.
+describe.each(KINDS)('%s', (_name, start) => {
+  const open: PeerTransport[] = [];
   afterEach(async () => {
     await Promise.all(open.splice(0).map((t) => t.close()));
   });
 
-  async function node(id: number, extra: Partial<GrpcTransportOptions> = {}): Promise<{ t: GrpcTransport; got: Message[]; batches: number[] }> {
-    const t = await GrpcTransport.start({ id, listenAddr: '127.0.0.1:0', reconnectInitialMs: 20, reconnectMaxMs: 100, ...extra });
+  async function node(id: number, extra: Partial<Options> = {}): Promise<{ t: PeerTransport; got: Message[]; batches: number[] }> {
+    const t = await start({ id, listenAddr: '127.0.0.1:0', reconnectInitialMs: 20, reconnectMaxMs: 100, ...extra });
     open.push(t);
     const got: Message[] = [];
     const batches: number[] = [];
@@ -35,7 +44,7 @@ describe('GrpcTransport', () => {
     });
     return { t, got, batches };
   }
-  const addr = (t: GrpcTransport): string => `127.0.0.1:${t.port}`;
+  const addr = (t: PeerTransport): string => `127.0.0.1:${t.port}`;
 
   it('delivers messages with entries between three nodes, batched per event-loop turn', async () => {
     const [a, b, c] = [await node(1), await node(2), await node(3)];
@@ -84,7 +93,7 @@ describe('GrpcTransport', () => {
   it('reports an unreachable peer, then reconnects when it comes up', async () => {
     const a = await node(1);
     // Reserve a port, then close it so nothing listens there yet.
-    const probe = await GrpcTransport.start({ id: 9, listenAddr: '127.0.0.1:0' });
+    const probe = await start({ id: 9, listenAddr: '127.0.0.1:0' });
     const port = probe.port;
     await probe.close();
     const unreachable: number[] = [];
