@@ -25,6 +25,28 @@ describe('FrameReader', () => {
     }
   });
 
+  it('a payload handed out stays intact while later bytes arrive (its buffer is not reused)', () => {
+    const payloads: Buffer[] = [];
+    const reader = new FrameReader(1 << 20, (_k, p) => payloads.push(p));
+    const a = frameBytes(FrameKind.Batch, new Uint8Array(50).fill(0xaa));
+    const b = frameBytes(FrameKind.Batch, new Uint8Array(50).fill(0xbb));
+    reader.push(a.subarray(0, 20)); // A starts in the carry buffer
+    reader.push(Buffer.concat([a.subarray(20), b.subarray(0, 30)])); // A completes from it, B begins
+    reader.push(b.subarray(30));
+    expect(payloads).toHaveLength(2);
+    expect(payloads[0]!.every((x) => x === 0xaa)).toBe(true);
+    expect(payloads[1]!.every((x) => x === 0xbb)).toBe(true);
+  });
+
+  it('reassembles a large frame trickled in small pieces', () => {
+    const big = Uint8Array.from({ length: 200_000 }, (_, i) => (i * 7) % 256);
+    const { reader, frames } = collect();
+    const framed = frameBytes(FrameKind.SnapshotChunk, big);
+    for (let off = 0; off < framed.length; off += 997) reader.push(framed.subarray(off, off + 997));
+    expect(frames).toHaveLength(1);
+    expect(Buffer.from(frames[0]![1]).equals(Buffer.from(big))).toBe(true);
+  });
+
   it('refuses a frame over maxFrameBytes from its header alone', () => {
     const { reader, frames } = collect(100);
     const [head] = encodeFrame(FrameKind.Batch, new Uint8Array(101));

@@ -41,11 +41,13 @@ export class FrameError extends Error {
 /**
  * Splits a byte stream into frames. `push` hands each complete frame to `onFrame` in order;
  * it throws FrameError for a frame longer than `maxFrameBytes` (the stream is then unusable).
+ * Payloads are views, never copied again: of the socket's chunk when a frame arrived whole,
+ * else of a buffer that is never written again once a frame was handed out from it.
  */
 export class FrameReader {
-  /** Received bytes not yet consumed, in arrival order; `held` is their total length. */
-  private pieces: Buffer[] = [];
-  private held = 0;
+  /** Bytes of an incomplete frame carried over from earlier pieces, in carry[0, carried). */
+  private carry: Buffer | undefined;
+  private carried = 0;
 
   constructor(
     private readonly maxFrameBytes: number,
@@ -53,37 +55,43 @@ export class FrameReader {
   ) {}
 
   push(chunk: Buffer): void {
-    this.pieces.push(chunk);
-    this.held += chunk.length;
+    const data = this.carry ? this.append(chunk) : chunk;
+    let off = 0;
     for (;;) {
-      if (this.held < FRAME_HEADER_BYTES) return;
-      const head = this.contiguous(FRAME_HEADER_BYTES);
-      const payloadBytes = head.readUInt32BE(0);
+      const available = data.length - off;
+      if (available < FRAME_HEADER_BYTES) break;
+      const payloadBytes = data.readUInt32BE(off);
       if (payloadBytes > this.maxFrameBytes) throw new FrameError(`peer frame of ${payloadBytes} bytes exceeds maxFrameBytes=${this.maxFrameBytes}`);
-      const frameBytes = FRAME_HEADER_BYTES + payloadBytes;
-      // A large frame arrives in many pieces: join them once, when all are here.
-      if (this.held < frameBytes) return;
-      const whole = this.contiguous(frameBytes);
-      const kind = whole[4]!;
-      const payload = whole.subarray(FRAME_HEADER_BYTES, frameBytes);
-      this.consume(frameBytes);
+      if (available < FRAME_HEADER_BYTES + payloadBytes) break;
+      const kind = data[off + 4]!;
+      const payload = data.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + payloadBytes);
+      off += FRAME_HEADER_BYTES + payloadBytes;
       this.onFrame(kind, payload);
     }
+    if (off === data.length) {
+      this.carry = undefined;
+      this.carried = 0;
+      return;
+    }
+    // Nothing handed out from the carry buffer yet: keep filling it.
+    if (this.carry && off === 0) return;
+    const rest = data.subarray(off);
+    this.carry = Buffer.allocUnsafe(Math.max(rest.length * 2, 4096));
+    rest.copy(this.carry);
+    this.carried = rest.length;
   }
 
-  /** The first `n` held bytes as one buffer (joining the leading pieces if they are split). */
-  private contiguous(n: number): Buffer {
-    const first = this.pieces[0]!;
-    if (first.length >= n) return first;
-    const joined = Buffer.concat(this.pieces);
-    this.pieces = [joined];
-    return joined;
-  }
-
-  private consume(n: number): void {
-    const first = this.pieces[0]!;
-    this.held -= n;
-    if (first.length === n) this.pieces.shift();
-    else this.pieces[0] = first.subarray(n);
+  /** Appends `chunk` to the carry buffer (doubling it as needed); returns the bytes held. */
+  private append(chunk: Buffer): Buffer {
+    let carry = this.carry!;
+    const needed = this.carried + chunk.length;
+    if (needed > carry.length) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, carry.length * 2));
+      carry.copy(grown, 0, 0, this.carried);
+      this.carry = carry = grown;
+    }
+    chunk.copy(carry, this.carried);
+    this.carried = needed;
+    return carry.subarray(0, needed);
   }
 }

@@ -9,6 +9,9 @@ import { EMPTY_BYTES, MessageType, type Message, type NodeId } from '../raft/ind
 import { decodeAck, encodeBatch, encodeChunk, type SnapshotChunk } from './codec.js';
 import { FrameKind, FrameReader, encodeFrame, frameBytes } from './tcp-framing.js';
 
+/** HTTP/2 frame type of the SETTINGS frame a gRPC (HTTP/2) server sends first. */
+const HTTP2_SETTINGS_FRAME_TYPE = 0x4;
+
 /** An idle connection is probed by the kernel after this long (a dead peer is then noticed). */
 const KEEPALIVE_IDLE_MS = 5_000;
 
@@ -23,6 +26,8 @@ export interface TcpPeerSenderOptions {
   maxQueuedMessages: number;
   /** Bound on messages in one Batch frame, so one write stays a reasonable size. */
   maxBatchMessages: number;
+  /** Bound on one Batch frame's size, in bytes (estimated from its entries before encoding). */
+  maxBatchBytes: number;
   snapshotChunkBytes: number;
   /** Largest frame accepted back (a snapshot ack is tiny; this only bounds a confused peer). */
   maxFrameBytes: number;
@@ -58,6 +63,8 @@ export class TcpPeerSender {
   private closed = false;
   private readonly snapshotSockets = new Set<net.Socket>();
   private readonly target: { host: string; port: number };
+  /** Set while the socket holds more than it takes; fires stalledWriteMs after the last progress. */
+  private stallTimer: NodeJS.Timeout | undefined;
   /** Messages dropped because the queue was full (for status/metrics). */
   droppedMessages = 0;
 
@@ -82,37 +89,91 @@ export class TcpPeerSender {
     if (this.closed || this.waitingForDrain || this.reconnectTimer || this.queue.length === 0) return;
     const socket = this.socket ?? this.connect();
     while (this.queue.length > 0) {
-      const messages = this.queue.splice(0, this.o.maxBatchMessages);
+      const messages = this.takeBatch();
+      if (messages.length === 0) continue;
       if (!writeFrame(socket, FrameKind.Batch, encodeBatch({ from: this.o.selfId, messages }))) {
-        // The kernel buffer and the socket's own are full: keep the rest queued (bounded) until drained.
+        // The kernel buffer and the socket's own are full: keep the rest queued (bounded) until
+        // drained (the 'drain' listener of connect() calls kick again).
         this.waitingForDrain = true;
-        const stalled = setTimeout(() => {
-          this.o.logger.debug({ peer: this.o.peerId, stalledWriteMs: this.o.stalledWriteMs }, 'peer connection stalled; reconnecting');
-          socket.destroy();
-        }, this.o.stalledWriteMs);
-        socket.once('drain', () => {
-          clearTimeout(stalled);
-          this.waitingForDrain = false;
-          this.kick();
-        });
-        socket.once('close', () => clearTimeout(stalled));
+        this.armStallTimer(socket, socket.writableLength);
         return;
       }
     }
   }
 
+  /**
+   * The next batch off the queue: at most maxBatchMessages messages and about maxBatchBytes
+   * (entry bytes are what makes a message large; Raft's maxMsgBytes bounds one append). A single
+   * message over maxFrameBytes could never be received: it is dropped here, and Raft resends.
+   */
+  private takeBatch(): Message[] {
+    let n = 0;
+    let bytes = 0;
+    while (n < this.queue.length && n < this.o.maxBatchMessages) {
+      const size = approxMessageBytes(this.queue[n]!);
+      if (n > 0 && bytes + size > this.o.maxBatchBytes) break;
+      bytes += size;
+      n++;
+    }
+    const messages = this.queue.splice(0, n);
+    if (n === 1 && bytes > this.o.maxFrameBytes) {
+      this.o.logger.warn({ peer: this.o.peerId, bytes, maxFrameBytes: this.o.maxFrameBytes }, 'dropped a message larger than any frame the peer accepts');
+      this.o.onUnreachable(this.o.peerId);
+      return [];
+    }
+    return messages;
+  }
+
+  /** Drops `socket` if its buffered bytes stop going down for stalledWriteMs (a slow link that moves is fine). */
+  private armStallTimer(socket: net.Socket, bufferedBytes: number): void {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      if (this.socket !== socket || !this.waitingForDrain) return;
+      if (socket.writableLength < bufferedBytes) return this.armStallTimer(socket, socket.writableLength);
+      this.o.logger.debug({ peer: this.o.peerId, stalledWriteMs: this.o.stalledWriteMs }, 'peer connection stalled; reconnecting');
+      socket.destroy();
+    }, this.o.stalledWriteMs);
+  }
+
+  private clearStallTimer(): void {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+  }
+
   private connect(): net.Socket {
     const socket = net.connect({ host: this.target.host, port: this.target.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_IDLE_MS });
     this.socket = socket;
-    // A peer that accepted the connection is back: reset the backoff.
-    socket.once('connect', () => (this.backoffMs = this.o.reconnectInitialMs));
-    // Nothing is read on a message connection; a peer that writes to it is confused: drop it.
-    socket.on('data', () => socket.destroy());
+    let connectedAtMs: number | undefined;
+    socket.once('connect', () => (connectedAtMs = Date.now()));
+    socket.on('drain', () => {
+      if (this.socket !== socket) return;
+      this.clearStallTimer();
+      this.waitingForDrain = false;
+      this.kick();
+    });
+    // Nothing is read on a message connection: a peer that writes to it speaks another protocol.
+    socket.on('data', (chunk: Buffer) => {
+      const grpcPeer = chunk.length >= 9 && chunk[3] === HTTP2_SETTINGS_FRAME_TYPE;
+      this.o.logger.warn(
+        { peer: this.o.peerId, addr: this.o.addr },
+        grpcPeer
+          ? 'peer answered with HTTP/2: it runs --peer-transport grpc; every member must use the same peer transport'
+          : 'peer wrote on a message connection (not a raftkv TCP peer?); closing it',
+      );
+      socket.destroy();
+    });
     socket.on('error', (err) => this.o.logger.debug({ peer: this.o.peerId, err: err.message }, 'peer connection failed'));
     socket.once('close', () => {
-      if (this.socket === socket) this.socket = undefined;
+      if (this.socket === socket) {
+        this.socket = undefined;
+        this.clearStallTimer();
+        this.waitingForDrain = false;
+      }
       if (this.closed) return;
-      this.waitingForDrain = false;
+      // Only a connection that stayed up proves the peer is back: the kernel accepts for a
+      // stopped process, and a peer of another protocol accepts and then hangs up.
+      if (connectedAtMs !== undefined && Date.now() - connectedAtMs >= this.o.reconnectMaxMs) this.backoffMs = this.o.reconnectInitialMs;
       this.o.onUnreachable(this.o.peerId);
       this.scheduleReconnect();
     });
@@ -174,17 +235,13 @@ export class TcpPeerSender {
       if (settled() || this.closed) return;
       const chunk: SnapshotChunk = { totalBytes: data.length, offset, data: data.subarray(offset, offset + step) };
       if (offset === 0) chunk.message = header;
-      if (!writeFrame(socket, FrameKind.SnapshotChunk, encodeChunk(chunk))) {
-        await new Promise<void>((resolve) => {
-          socket.once('drain', resolve);
-          socket.once('close', resolve);
-        });
-      }
+      if (!writeFrame(socket, FrameKind.SnapshotChunk, encodeChunk(chunk))) await drainedOrClosed(socket);
     }
   }
 
   close(): void {
     this.closed = true;
+    this.clearStallTimer();
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     this.socket?.destroy();
@@ -193,6 +250,28 @@ export class TcpPeerSender {
     this.snapshotSockets.clear();
     this.queue = [];
   }
+}
+
+/** Resolves on the socket's next 'drain' or 'close', leaving no listener behind. */
+function drainedOrClosed(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}
+
+/** Bytes per message besides its entries' data (headers, ids, context): a generous estimate. */
+const MESSAGE_OVERHEAD_BYTES = 64;
+
+function approxMessageBytes(m: Message): number {
+  let bytes = MESSAGE_OVERHEAD_BYTES + m.context.length;
+  for (const e of m.entries) bytes += e.data.length + 24;
+  return bytes;
 }
 
 /** Writes one frame; false when the socket asks the writer to wait for 'drain'. */

@@ -2,11 +2,13 @@
 // connection, and snapshot transfers that end badly. (The shared contract is in peer-transport.test.ts.)
 
 import net from 'node:net';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { emptyMessage, MessageType, type Message } from '../raft/index.js';
 import { decodeAck, encodeBatch, encodeChunk } from './codec.js';
 import { FrameKind, FrameReader, frameBytes } from './tcp-framing.js';
 import { TcpTransport, type TcpTransportOptions } from './tcp-transport.js';
+import { GrpcTransport } from './grpc-transport.js';
 
 const STEP_TIMEOUT_MS = 5_000;
 
@@ -141,6 +143,67 @@ describe('TcpTransport', () => {
       a.t.send([emptyMessage({ type: MessageType.Heartbeat, from: 1, to: 2, term: 1 })]);
       return accepted.length === 2;
     }, 'a new connection');
+  });
+
+  it('closes a connection that opens with the HTTP/2 preface (a gRPC peer transport), and keeps serving', async () => {
+    const a = await node(1);
+    const grpcPeer = await GrpcTransport.start({ id: 3, listenAddr: '127.0.0.1:0' });
+    open.push(grpcPeer);
+    grpcPeer.addPeer(1, `127.0.0.1:${a.t.port}`);
+    for (let i = 0; i < 5; i++) {
+      grpcPeer.send([heartbeat(i)]);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(a.got).toEqual([]);
+    const good = await raw(a.t);
+    good.s.write(frameBytes(FrameKind.Batch, encodeBatch({ from: 3, messages: [heartbeat(9)] })));
+    await waitFor(() => a.got.length === 1, 'delivery on a good connection');
+  });
+
+  it('says so when the peer it sends to answers with HTTP/2 (runs the gRPC peer transport)', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (s: string) => void lines.push(s) });
+    const a = await node(1, { logger });
+    const grpcPeer = await GrpcTransport.start({ id: 2, listenAddr: '127.0.0.1:0' });
+    open.push(grpcPeer);
+    const got: Message[] = [];
+    grpcPeer.onMessage((ms) => got.push(...ms));
+    a.t.addPeer(2, `127.0.0.1:${grpcPeer.port}`);
+    await waitFor(() => {
+      a.t.send([emptyMessage({ type: MessageType.Heartbeat, from: 1, to: 2, term: 1 })]);
+      return lines.some((l) => l.includes('it runs --peer-transport grpc'));
+    }, 'the mismatch named in the log');
+    expect(got).toEqual([]);
+  });
+
+  it('splits a large send into frames of about maxBatchBytes', async () => {
+    const a = await node(1, { maxBatchBytes: 2_000 });
+    const b = await node(2);
+    const batches: number[] = [];
+    b.t.onMessage((ms) => batches.push(ms.length));
+    a.t.addPeer(2, `127.0.0.1:${b.t.port}`);
+    const apps = Array.from({ length: 10 }, (_, i) => emptyMessage({ type: MessageType.App, from: 1, to: 2, term: 1, index: i, entries: [{ term: 1, index: i + 1, type: 0, data: new Uint8Array(500) }] }));
+    a.t.send(apps);
+    await waitFor(() => batches.reduce((x, y) => x + y, 0) === 10, 'all ten');
+    expect(batches.length).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...batches)).toBeLessThanOrEqual(4);
+  });
+
+  it('refuses a snapshot beyond maxInboundSnapshots at once, and drops one not completed within snapshotDeadlineMs', async () => {
+    const a = await node(1, { maxInboundSnapshots: 1, snapshotDeadlineMs: 300 });
+    const header = emptyMessage({ type: MessageType.Snap, from: 3, to: 1, term: 2, snapshot: { metadata: { index: 9, term: 2, confState: { voters: [1, 3], learners: [] } }, data: new Uint8Array(0) } });
+    const firstChunk = frameBytes(FrameKind.SnapshotChunk, encodeChunk({ message: header, totalBytes: 10, offset: 0, data: new Uint8Array(4) }));
+    const slow = await raw(a.t);
+    slow.s.write(firstChunk);
+    await new Promise((r) => setTimeout(r, 50));
+    const second = await raw(a.t);
+    second.s.write(firstChunk);
+    await waitFor(() => second.frames.length === 1, 'the refusal');
+    expect(decodeAck(second.frames[0]![1]).error).toMatch(/already receiving 1 snapshots \(maxInboundSnapshots=1\)/);
+    const startedMs = Date.now();
+    await waitFor(slow.closed, 'the incomplete snapshot dropped');
+    expect(Date.now() - startedMs).toBeGreaterThanOrEqual(150);
+    expect(a.got).toEqual([]);
   });
 
   it('refuses to start on a peer address that is taken, saying so', async () => {

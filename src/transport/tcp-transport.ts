@@ -11,7 +11,7 @@
 import net from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { Message, NodeId } from '../raft/index.js';
-import { decodeBatch, decodeChunk, encodeAck, type SnapshotAck } from './codec.js';
+import { decodeBatch, decodeChunk, encodeAck, type SnapshotAck, type SnapshotChunk } from './codec.js';
 import { FrameKind, FrameReader, frameBytes } from './tcp-framing.js';
 import { parseHostPort, TcpPeerSender } from './tcp-peer-sender.js';
 import { DEFAULT_MAX_QUEUED_MESSAGES, type MessageHandler, type SnapshotStatusHandler, type Transport, type UnreachableHandler } from './transport.js';
@@ -33,6 +33,12 @@ export interface TcpTransportOptions {
   stalledWriteMs?: number;
   /** Upper bound on one inbound frame (a batch or a snapshot chunk); a larger one closes the connection. */
   maxFrameBytes?: number;
+  /** Bound on one outbound batch frame, in bytes (well under the receiver's maxFrameBytes). */
+  maxBatchBytes?: number;
+  /** Most inbound peer connections at once (each peer uses one, plus one per snapshot in flight). */
+  maxInboundConnections?: number;
+  /** Most snapshots received at once; another one is refused (the sender retries later). */
+  maxInboundSnapshots?: number;
   logger?: Logger;
 }
 
@@ -45,7 +51,16 @@ const DEFAULTS = {
   reconnectMaxMs: 2_000,
   stalledWriteMs: 10_000,
   maxFrameBytes: 64 * 1024 * 1024,
+  maxBatchBytes: 8 * 1024 * 1024,
+  maxInboundConnections: 256,
+  maxInboundSnapshots: 4,
 };
+
+/** What a gRPC (HTTP/2) client sends first; seen on a TCP peer port it means mixed peer transports. */
+const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0');
+
+/** Inbound connections are probed by the kernel after this long idle (a vanished peer is noticed). */
+const KEEPALIVE_IDLE_MS = 5_000;
 
 /** Reassembly of one inbound snapshot (its connection carries nothing else). */
 interface InboundSnapshot {
@@ -60,6 +75,8 @@ export class TcpTransport implements Transport {
   private snapshotStatus: SnapshotStatusHandler = () => {};
   private readonly peers = new Map<NodeId, TcpPeerSender>();
   private readonly inbound = new Set<net.Socket>();
+  private snapshotsReceiving = 0;
+  private closed = false;
   private readonly logger: Logger;
   /** The port actually bound (useful with port 0). */
   port = 0;
@@ -83,34 +100,64 @@ export class TcpTransport implements Transport {
       server.listen(port, host, () => resolve());
     });
     t.port = (server.address() as net.AddressInfo).port;
+    // Accept failures (EMFILE, ...) must not crash the node; the listener keeps going.
+    server.on('error', (err) => t.logger.warn({ err: err.message }, 'peer listener error'));
+    server.maxConnections = o.maxInboundConnections ?? DEFAULTS.maxInboundConnections;
     return t;
   }
 
   private accept(socket: net.Socket): void {
+    if (this.closed) return void socket.destroy();
     this.inbound.add(socket);
     socket.setNoDelay(true);
+    socket.setKeepAlive(true, KEEPALIVE_IDLE_MS);
+    socket.on('error', (err) => this.logger.debug({ err: err.message }, 'inbound peer connection failed'));
+    socket.once('close', () => this.inbound.delete(socket));
     let snapshot: InboundSnapshot | undefined;
-    let failed = false;
-    const maxFrameBytes = this.o.maxFrameBytes ?? DEFAULTS.maxFrameBytes;
+    let done = false;
+    const stop = (why: string, level: 'warn' | 'debug' = 'warn'): void => {
+      done = true;
+      this.logger[level]({ err: why }, 'closing inbound peer connection');
+      socket.destroy();
+    };
     const refuseSnapshot = (error: string): void => {
-      failed = true;
+      done = true;
       this.logger.warn({ err: error }, 'refused snapshot');
       this.answerSnapshot(socket, { accepted: false, error });
     };
-    const reader = new FrameReader(maxFrameBytes, (kind, payload) => {
-      if (failed) return;
+    const onFrame = (kind: number, payload: Buffer): void => {
+      if (done) return;
       if (kind === FrameKind.Batch) {
-        const batch = decodeBatch(payload);
-        if (batch.messages.length > 0) this.handler(batch.messages);
+        if (snapshot) return stop('a batch frame on a snapshot connection');
+        let messages: Message[];
+        try {
+          messages = decodeBatch(payload).messages;
+        } catch (e) {
+          return stop(`undecodable batch: ${(e as Error).message}`);
+        }
+        if (messages.length > 0) this.deliver(messages);
         return;
       }
-      if (kind !== FrameKind.SnapshotChunk) throw new Error(`unexpected frame kind ${kind}`);
-      const c = decodeChunk(payload);
+      if (kind !== FrameKind.SnapshotChunk) return stop(`unknown frame kind ${kind}`);
+      let c: SnapshotChunk;
+      try {
+        c = decodeChunk(payload);
+      } catch (e) {
+        return stop(`undecodable snapshot chunk: ${(e as Error).message}`);
+      }
       if (!snapshot) {
         const maxBytes = this.o.maxSnapshotBytes ?? DEFAULTS.maxSnapshotBytes;
+        const maxInFlight = this.o.maxInboundSnapshots ?? DEFAULTS.maxInboundSnapshots;
         if (!c.message?.snapshot) return refuseSnapshot('first chunk carries no SNAP message');
         if (c.totalBytes > maxBytes) return refuseSnapshot(`snapshot of ${c.totalBytes} bytes exceeds ${maxBytes}`);
+        if (this.snapshotsReceiving >= maxInFlight) return refuseSnapshot(`already receiving ${this.snapshotsReceiving} snapshots (maxInboundSnapshots=${maxInFlight})`);
         snapshot = { header: c.message, buf: new Uint8Array(c.totalBytes), received: 0 };
+        this.snapshotsReceiving++;
+        socket.once('close', () => this.snapshotsReceiving--);
+        // A sender that stops mid-transfer must not hold the buffer forever.
+        const deadlineMs = this.o.snapshotDeadlineMs ?? DEFAULTS.snapshotDeadlineMs;
+        const deadline = setTimeout(() => stop(`snapshot not complete within snapshotDeadlineMs=${deadlineMs}`), deadlineMs);
+        socket.once('close', () => clearTimeout(deadline));
       }
       if (c.offset !== snapshot.received || snapshot.received + c.data.length > snapshot.buf.length) {
         return refuseSnapshot(`chunk at ${c.offset} out of order or too long`);
@@ -118,24 +165,36 @@ export class TcpTransport implements Transport {
       snapshot.buf.set(c.data, snapshot.received);
       snapshot.received += c.data.length;
       if (snapshot.received < snapshot.buf.length) return;
+      done = true;
       const header = snapshot.header;
       header.snapshot = { metadata: header.snapshot!.metadata, data: snapshot.buf };
-      snapshot = undefined;
-      this.handler([header]);
+      this.deliver([header]);
       this.answerSnapshot(socket, { accepted: true, error: '' });
-    });
+    };
+    const reader = new FrameReader(this.o.maxFrameBytes ?? DEFAULTS.maxFrameBytes, onFrame);
+    let first = true;
     socket.on('data', (chunk: Buffer) => {
+      if (done) return;
+      if (first && chunk.subarray(0, HTTP2_PREFACE.length).equals(HTTP2_PREFACE)) {
+        return stop('a peer speaks HTTP/2 (gRPC) to this TCP peer port: every member must use the same --peer-transport');
+      }
+      first = false;
       try {
         reader.push(chunk);
       } catch (e) {
-        // Undecodable bytes: nothing later on this connection can be trusted. The sender reconnects.
-        this.logger.warn({ err: (e as Error).message }, 'closing peer connection after a bad frame');
-        failed = true;
-        socket.destroy();
+        // A frame over maxFrameBytes: nothing later on this connection can be trusted. The sender reconnects.
+        stop((e as Error).message);
       }
     });
-    socket.on('error', (err) => this.logger.debug({ err: err.message }, 'inbound peer connection failed'));
-    socket.once('close', () => this.inbound.delete(socket));
+  }
+
+  /** Hands inbound messages to the node; a failure there is the node's, not the connection's. */
+  private deliver(messages: Message[]): void {
+    try {
+      this.handler(messages);
+    } catch (e) {
+      this.logger.error({ err: (e as Error).message }, 'peer message handler failed');
+    }
   }
 
   private answerSnapshot(socket: net.Socket, ack: SnapshotAck): void {
@@ -174,6 +233,7 @@ export class TcpTransport implements Transport {
         addr,
         maxQueuedMessages: this.o.maxQueuedMessages ?? DEFAULT_MAX_QUEUED_MESSAGES,
         maxBatchMessages: this.o.maxBatchMessages ?? DEFAULTS.maxBatchMessages,
+        maxBatchBytes: this.o.maxBatchBytes ?? DEFAULTS.maxBatchBytes,
         snapshotChunkBytes: this.o.snapshotChunkBytes ?? DEFAULTS.snapshotChunkBytes,
         maxFrameBytes: this.o.maxFrameBytes ?? DEFAULTS.maxFrameBytes,
         snapshotDeadlineMs: this.o.snapshotDeadlineMs ?? DEFAULTS.snapshotDeadlineMs,
@@ -198,6 +258,7 @@ export class TcpTransport implements Transport {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     for (const p of this.peers.values()) p.close();
     this.peers.clear();
     for (const s of this.inbound) s.destroy();
