@@ -7,41 +7,17 @@ import type { Message, NodeId } from '../raft/index.js';
 import { raftServiceDefinition, type MessageBatch, type SnapshotAck, type SnapshotChunk, type StreamSummary } from './codec.js';
 import { PeerSender } from './peer-sender.js';
 import { bindInsecure } from '../wire/grpc-service.js';
-import { DEFAULT_MAX_QUEUED_MESSAGES, type MessageHandler, type SnapshotStatusHandler, type Transport, type UnreachableHandler } from './transport.js';
+import { DEFAULT_MAX_QUEUED_MESSAGES } from './transport.js';
+import { PEER_TRANSPORT_DEFAULTS, SenderTransport, type PeerTransportOptions } from './sender-transport.js';
 
-export interface GrpcTransportOptions {
-  id: NodeId;
-  /** host:port to listen on; port 0 picks a free one (see `port`). */
-  listenAddr: string;
-  /** Per-peer outbound queue bound; when full, new messages are dropped and the peer reported unreachable. */
-  maxQueuedMessages?: number;
-  maxBatchMessages?: number;
-  snapshotChunkBytes?: number;
-  /** Largest snapshot accepted from a peer. */
-  maxSnapshotBytes?: number;
-  snapshotDeadlineMs?: number;
-  reconnectInitialMs?: number;
-  reconnectMaxMs?: number;
+export interface GrpcTransportOptions extends PeerTransportOptions {
   /** Upper bound on one inbound gRPC message (a streamed batch or a snapshot chunk). */
   maxReceiveMessageBytes?: number;
-  logger?: Logger;
 }
 
-const DEFAULTS = {
-  maxBatchMessages: 1024,
-  snapshotChunkBytes: 1024 * 1024,
-  maxSnapshotBytes: 1024 * 1024 * 1024,
-  snapshotDeadlineMs: 5 * 60_000,
-  reconnectInitialMs: 50,
-  reconnectMaxMs: 2_000,
-  maxReceiveMessageBytes: 64 * 1024 * 1024,
-};
+const DEFAULTS = { ...PEER_TRANSPORT_DEFAULTS, maxReceiveMessageBytes: 64 * 1024 * 1024 };
 
-export class GrpcTransport implements Transport {
-  private handler: MessageHandler = () => {};
-  private unreachable: UnreachableHandler = () => {};
-  private snapshotStatus: SnapshotStatusHandler = () => {};
-  private readonly peers = new Map<NodeId, PeerSender>();
+export class GrpcTransport extends SenderTransport<PeerSender> {
   private readonly clientCtor = grpc.makeGenericClientConstructor(raftServiceDefinition(), 'Raft');
   private readonly logger: Logger;
   /** The port actually bound (useful with port 0). */
@@ -51,6 +27,7 @@ export class GrpcTransport implements Transport {
     private readonly o: GrpcTransportOptions,
     private readonly server: grpc.Server,
   ) {
+    super(o.id);
     this.logger = o.logger ?? pino({ level: 'silent' });
   }
 
@@ -103,31 +80,7 @@ export class GrpcTransport implements Transport {
     call.on('error', (err) => this.logger.debug({ err: err.message }, 'inbound snapshot stream failed'));
   }
 
-  send(messages: Message[]): void {
-    const touched = new Set<PeerSender>();
-    for (const m of messages) {
-      const p = this.peers.get(m.to);
-      if (!p) continue;
-      p.enqueue(m);
-      touched.add(p);
-    }
-    for (const p of touched) p.kick();
-  }
-
-  onMessage(handler: MessageHandler): void {
-    this.handler = handler;
-  }
-  onUnreachable(handler: UnreachableHandler): void {
-    this.unreachable = handler;
-  }
-  onSnapshotStatus(handler: SnapshotStatusHandler): void {
-    this.snapshotStatus = handler;
-  }
-
-  addPeer(id: NodeId, addr: string): void {
-    if (id === this.o.id) return;
-    const existing = this.peers.get(id);
-    if (existing) existing.close();
+  protected newSender(id: NodeId, addr: string): PeerSender {
     const client = new this.clientCtor(addr, grpc.credentials.createInsecure(), {
       'grpc.max_send_message_length': this.o.maxReceiveMessageBytes ?? DEFAULTS.maxReceiveMessageBytes,
       'grpc.enable_channelz': 0,
@@ -135,38 +88,24 @@ export class GrpcTransport implements Transport {
       'grpc.initial_reconnect_backoff_ms': this.o.reconnectInitialMs ?? DEFAULTS.reconnectInitialMs,
       'grpc.max_reconnect_backoff_ms': this.o.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
     });
-    this.peers.set(
-      id,
-      new PeerSender(client as never, {
-        selfId: this.o.id,
-        peerId: id,
-        addr,
-        maxQueuedMessages: this.o.maxQueuedMessages ?? DEFAULT_MAX_QUEUED_MESSAGES,
-        maxBatchMessages: this.o.maxBatchMessages ?? DEFAULTS.maxBatchMessages,
-        snapshotChunkBytes: this.o.snapshotChunkBytes ?? DEFAULTS.snapshotChunkBytes,
-        snapshotDeadlineMs: this.o.snapshotDeadlineMs ?? DEFAULTS.snapshotDeadlineMs,
-        reconnectInitialMs: this.o.reconnectInitialMs ?? DEFAULTS.reconnectInitialMs,
-        reconnectMaxMs: this.o.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
-        onUnreachable: (p) => this.unreachable(p),
-        onSnapshotStatus: (p, ok) => this.snapshotStatus(p, ok),
-        logger: this.logger,
-      }),
-    );
-  }
-
-  removePeer(id: NodeId): void {
-    this.peers.get(id)?.close();
-    this.peers.delete(id);
-  }
-
-  /** Messages dropped for `peer` because its queue was full. */
-  droppedMessages(peer: NodeId): number {
-    return this.peers.get(peer)?.droppedMessages ?? 0;
+    return new PeerSender(client as never, {
+      selfId: this.o.id,
+      peerId: id,
+      addr,
+      maxQueuedMessages: this.o.maxQueuedMessages ?? DEFAULT_MAX_QUEUED_MESSAGES,
+      maxBatchMessages: this.o.maxBatchMessages ?? DEFAULTS.maxBatchMessages,
+      snapshotChunkBytes: this.o.snapshotChunkBytes ?? DEFAULTS.snapshotChunkBytes,
+      snapshotDeadlineMs: this.o.snapshotDeadlineMs ?? DEFAULTS.snapshotDeadlineMs,
+      reconnectInitialMs: this.o.reconnectInitialMs ?? DEFAULTS.reconnectInitialMs,
+      reconnectMaxMs: this.o.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
+      onUnreachable: (p) => this.unreachable(p),
+      onSnapshotStatus: (p, ok) => this.snapshotStatus(p, ok),
+      logger: this.logger,
+    });
   }
 
   async close(): Promise<void> {
-    for (const p of this.peers.values()) p.close();
-    this.peers.clear();
+    this.closeSenders();
     // No grace period: the inbound streams are live peers' long-lived Raft streams, which never
     // end by themselves (a graceful shutdown just waited out its 1 s timeout on every stop),
     // and Raft retransmits whatever a cut stream lost.

@@ -4,6 +4,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { ReconnectBackoff } from './reconnect-backoff.js';
 import { EMPTY_BYTES, MessageType, type Message, type NodeId } from '../raft/index.js';
 import type { MessageBatch, SnapshotAck, SnapshotChunk, StreamSummary } from './codec.js';
 
@@ -17,7 +18,7 @@ export interface PeerSenderOptions {
   snapshotChunkBytes: number;
   reconnectInitialMs: number;
   reconnectMaxMs: number;
-  /** A SendSnapshot call that takes longer than this fails (and is reported as failed). */
+  /** A snapshot transfer that takes longer than this fails (and is reported as failed). */
   snapshotDeadlineMs: number;
   onUnreachable: (peer: NodeId) => void;
   onSnapshotStatus: (peer: NodeId, ok: boolean) => void;
@@ -33,8 +34,7 @@ export class PeerSender {
   private queue: Message[] = [];
   private stream: grpc.ClientWritableStream<MessageBatch> | undefined;
   private waitingForDrain = false;
-  private backoffMs: number;
-  private reconnectTimer: NodeJS.Timeout | undefined;
+  private readonly backoff: ReconnectBackoff;
   private closed = false;
   /** Messages dropped because the queue was full (for status/metrics). */
   droppedMessages = 0;
@@ -43,7 +43,7 @@ export class PeerSender {
     private readonly client: RaftClient,
     private readonly o: PeerSenderOptions,
   ) {
-    this.backoffMs = o.reconnectInitialMs;
+    this.backoff = new ReconnectBackoff(o.reconnectInitialMs, o.reconnectMaxMs);
   }
 
   enqueue(m: Message): void {
@@ -67,7 +67,7 @@ export class PeerSender {
   }
 
   private flush(): void {
-    if (this.closed || this.waitingForDrain || this.reconnectTimer || this.queue.length === 0) return;
+    if (this.closed || this.waitingForDrain || this.backoff.waiting || this.queue.length === 0) return;
     const stream = this.stream ?? this.openStream();
     while (this.queue.length > 0) {
       const messages = this.queue.splice(0, this.o.maxBatchMessages);
@@ -90,24 +90,14 @@ export class PeerSender {
       this.o.logger.debug({ peer: this.o.peerId, err: err?.message }, 'peer stream ended');
       this.waitingForDrain = false;
       this.o.onUnreachable(this.o.peerId);
-      this.scheduleReconnect();
+      this.backoff.schedule(() => this.kick());
     });
     // Errors also arrive through the callback above; this listener only keeps them from being unhandled.
     stream.on('error', () => {});
     // A stream that delivered something proves the peer is back: reset the backoff.
-    stream.once('metadata', () => (this.backoffMs = this.o.reconnectInitialMs));
+    stream.once('metadata', () => this.backoff.reset());
     this.stream = stream;
     return stream;
-  }
-
-  private scheduleReconnect(): void {
-    if (this.reconnectTimer || this.closed) return;
-    const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, this.o.reconnectMaxMs);
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = undefined;
-      this.flush();
-    }, delay);
   }
 
   private sendSnapshot(m: Message): void {
@@ -136,8 +126,7 @@ export class PeerSender {
 
   close(): void {
     this.closed = true;
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = undefined;
+    this.backoff.cancel();
     this.stream?.end();
     this.stream = undefined;
     this.queue = [];

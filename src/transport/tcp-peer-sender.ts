@@ -4,8 +4,9 @@
 // receiver answers it with one SnapshotAck frame.
 
 import net from 'node:net';
-import type { Logger } from 'pino';
-import { EMPTY_BYTES, MessageType, type Message, type NodeId } from '../raft/index.js';
+import { ReconnectBackoff } from './reconnect-backoff.js';
+import type { PeerSenderOptions } from './peer-sender.js';
+import { EMPTY_BYTES, MessageType, type Message } from '../raft/index.js';
 import { decodeAck, encodeBatch, encodeChunk, type SnapshotChunk } from './codec.js';
 import { FrameKind, FrameReader, encodeFrame, frameBytes } from './tcp-framing.js';
 
@@ -18,32 +19,18 @@ const KEEPALIVE_IDLE_MS = 5_000;
 /** Payloads up to this size are copied behind their header (one write); larger ones go as two. */
 const COPY_FRAME_MAX_BYTES = 16 * 1024;
 
-export interface TcpPeerSenderOptions {
-  selfId: NodeId;
-  peerId: NodeId;
-  /** host:port of the peer's peer listener. */
-  addr: string;
-  maxQueuedMessages: number;
-  /** Bound on messages in one Batch frame, so one write stays a reasonable size. */
-  maxBatchMessages: number;
+/** The gRPC sender's options (peer-sender.ts), plus what only frames on a socket need. */
+export interface TcpPeerSenderOptions extends PeerSenderOptions {
   /** Bound on one Batch frame's size, in bytes (estimated from its entries before encoding). */
   maxBatchBytes: number;
-  snapshotChunkBytes: number;
   /** Largest frame accepted back (a snapshot ack is tiny; this only bounds a confused peer). */
   maxFrameBytes: number;
-  reconnectInitialMs: number;
-  reconnectMaxMs: number;
-  /** A snapshot transfer that takes longer than this fails (and is reported as failed). */
-  snapshotDeadlineMs: number;
   /**
    * A message connection that accepts no more bytes for this long is dropped and reopened: a
    * peer that vanished without a reset (a cut network) would otherwise hold it until the
    * kernel gives up, many minutes later.
    */
   stalledWriteMs: number;
-  onUnreachable: (peer: NodeId) => void;
-  onSnapshotStatus: (peer: NodeId, ok: boolean) => void;
-  logger: Logger;
 }
 
 /** Splits "host:port" (IPv6 hosts in brackets); port 0 means "any free port" when listening. */
@@ -58,8 +45,7 @@ export class TcpPeerSender {
   private queue: Message[] = [];
   private socket: net.Socket | undefined;
   private waitingForDrain = false;
-  private backoffMs: number;
-  private reconnectTimer: NodeJS.Timeout | undefined;
+  private readonly backoff: ReconnectBackoff;
   private closed = false;
   private readonly snapshotSockets = new Set<net.Socket>();
   private readonly target: { host: string; port: number };
@@ -69,7 +55,7 @@ export class TcpPeerSender {
   droppedMessages = 0;
 
   constructor(private readonly o: TcpPeerSenderOptions) {
-    this.backoffMs = o.reconnectInitialMs;
+    this.backoff = new ReconnectBackoff(o.reconnectInitialMs, o.reconnectMaxMs);
     this.target = parseHostPort(o.addr);
   }
 
@@ -86,7 +72,7 @@ export class TcpPeerSender {
 
   /** Writes everything queued now: the host hands over a whole Ready's messages in one send. */
   kick(): void {
-    if (this.closed || this.waitingForDrain || this.reconnectTimer || this.queue.length === 0) return;
+    if (this.closed || this.waitingForDrain || this.backoff.waiting || this.queue.length === 0) return;
     const socket = this.socket ?? this.connect();
     while (this.queue.length > 0) {
       const messages = this.takeBatch();
@@ -173,21 +159,11 @@ export class TcpPeerSender {
       if (this.closed) return;
       // Only a connection that stayed up proves the peer is back: the kernel accepts for a
       // stopped process, and a peer of another protocol accepts and then hangs up.
-      if (connectedAtMs !== undefined && Date.now() - connectedAtMs >= this.o.reconnectMaxMs) this.backoffMs = this.o.reconnectInitialMs;
+      if (connectedAtMs !== undefined && Date.now() - connectedAtMs >= this.o.reconnectMaxMs) this.backoff.reset();
       this.o.onUnreachable(this.o.peerId);
-      this.scheduleReconnect();
+      this.backoff.schedule(() => this.kick());
     });
     return socket;
-  }
-
-  private scheduleReconnect(): void {
-    if (this.reconnectTimer || this.closed) return;
-    const delayMs = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, this.o.reconnectMaxMs);
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = undefined;
-      this.kick();
-    }, delayMs);
   }
 
   private sendSnapshot(m: Message): void {
@@ -242,8 +218,7 @@ export class TcpPeerSender {
   close(): void {
     this.closed = true;
     this.clearStallTimer();
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = undefined;
+    this.backoff.cancel();
     this.socket?.destroy();
     this.socket = undefined;
     for (const s of this.snapshotSockets) s.destroy();

@@ -14,21 +14,10 @@ import type { Message, NodeId } from '../raft/index.js';
 import { decodeBatch, decodeChunk, encodeAck, type SnapshotAck, type SnapshotChunk } from './codec.js';
 import { FrameKind, FrameReader, frameBytes } from './tcp-framing.js';
 import { parseHostPort, TcpPeerSender } from './tcp-peer-sender.js';
-import { DEFAULT_MAX_QUEUED_MESSAGES, type MessageHandler, type SnapshotStatusHandler, type Transport, type UnreachableHandler } from './transport.js';
+import { DEFAULT_MAX_QUEUED_MESSAGES } from './transport.js';
+import { PEER_TRANSPORT_DEFAULTS, SenderTransport, type PeerTransportOptions } from './sender-transport.js';
 
-export interface TcpTransportOptions {
-  id: NodeId;
-  /** host:port to listen on; port 0 picks a free one (see `port`). */
-  listenAddr: string;
-  /** Per-peer outbound queue bound; when full, new messages are dropped and the peer reported unreachable. */
-  maxQueuedMessages?: number;
-  maxBatchMessages?: number;
-  snapshotChunkBytes?: number;
-  /** Largest snapshot accepted from a peer. */
-  maxSnapshotBytes?: number;
-  snapshotDeadlineMs?: number;
-  reconnectInitialMs?: number;
-  reconnectMaxMs?: number;
+export interface TcpTransportOptions extends PeerTransportOptions {
   /** An outbound connection that takes no bytes for this long is dropped and reopened. */
   stalledWriteMs?: number;
   /** Upper bound on one inbound frame (a batch or a snapshot chunk); a larger one closes the connection. */
@@ -39,16 +28,10 @@ export interface TcpTransportOptions {
   maxInboundConnections?: number;
   /** Most snapshots received at once; another one is refused (the sender retries later). */
   maxInboundSnapshots?: number;
-  logger?: Logger;
 }
 
 const DEFAULTS = {
-  maxBatchMessages: 1024,
-  snapshotChunkBytes: 1024 * 1024,
-  maxSnapshotBytes: 1024 * 1024 * 1024,
-  snapshotDeadlineMs: 5 * 60_000,
-  reconnectInitialMs: 50,
-  reconnectMaxMs: 2_000,
+  ...PEER_TRANSPORT_DEFAULTS,
   stalledWriteMs: 10_000,
   maxFrameBytes: 64 * 1024 * 1024,
   maxBatchBytes: 8 * 1024 * 1024,
@@ -69,11 +52,7 @@ interface InboundSnapshot {
   received: number;
 }
 
-export class TcpTransport implements Transport {
-  private handler: MessageHandler = () => {};
-  private unreachable: UnreachableHandler = () => {};
-  private snapshotStatus: SnapshotStatusHandler = () => {};
-  private readonly peers = new Map<NodeId, TcpPeerSender>();
+export class TcpTransport extends SenderTransport<TcpPeerSender> {
   private readonly inbound = new Set<net.Socket>();
   private snapshotsReceiving = 0;
   private closed = false;
@@ -85,6 +64,7 @@ export class TcpTransport implements Transport {
     private readonly o: TcpTransportOptions,
     private readonly server: net.Server,
   ) {
+    super(o.id);
     this.logger = o.logger ?? pino({ level: 'silent' });
   }
 
@@ -201,66 +181,29 @@ export class TcpTransport implements Transport {
     socket.end(frameBytes(FrameKind.SnapshotAck, encodeAck(ack)));
   }
 
-  send(messages: Message[]): void {
-    const touched = new Set<TcpPeerSender>();
-    for (const m of messages) {
-      const p = this.peers.get(m.to);
-      if (!p) continue;
-      p.enqueue(m);
-      touched.add(p);
-    }
-    for (const p of touched) p.kick();
-  }
-
-  onMessage(handler: MessageHandler): void {
-    this.handler = handler;
-  }
-  onUnreachable(handler: UnreachableHandler): void {
-    this.unreachable = handler;
-  }
-  onSnapshotStatus(handler: SnapshotStatusHandler): void {
-    this.snapshotStatus = handler;
-  }
-
-  addPeer(id: NodeId, addr: string): void {
-    if (id === this.o.id) return;
-    this.peers.get(id)?.close();
-    this.peers.set(
-      id,
-      new TcpPeerSender({
-        selfId: this.o.id,
-        peerId: id,
-        addr,
-        maxQueuedMessages: this.o.maxQueuedMessages ?? DEFAULT_MAX_QUEUED_MESSAGES,
-        maxBatchMessages: this.o.maxBatchMessages ?? DEFAULTS.maxBatchMessages,
-        maxBatchBytes: this.o.maxBatchBytes ?? DEFAULTS.maxBatchBytes,
-        snapshotChunkBytes: this.o.snapshotChunkBytes ?? DEFAULTS.snapshotChunkBytes,
-        maxFrameBytes: this.o.maxFrameBytes ?? DEFAULTS.maxFrameBytes,
-        snapshotDeadlineMs: this.o.snapshotDeadlineMs ?? DEFAULTS.snapshotDeadlineMs,
-        reconnectInitialMs: this.o.reconnectInitialMs ?? DEFAULTS.reconnectInitialMs,
-        reconnectMaxMs: this.o.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
-        stalledWriteMs: this.o.stalledWriteMs ?? DEFAULTS.stalledWriteMs,
-        onUnreachable: (p) => this.unreachable(p),
-        onSnapshotStatus: (p, ok) => this.snapshotStatus(p, ok),
-        logger: this.logger,
-      }),
-    );
-  }
-
-  removePeer(id: NodeId): void {
-    this.peers.get(id)?.close();
-    this.peers.delete(id);
-  }
-
-  /** Messages dropped for `peer` because its queue was full. */
-  droppedMessages(peer: NodeId): number {
-    return this.peers.get(peer)?.droppedMessages ?? 0;
+  protected newSender(id: NodeId, addr: string): TcpPeerSender {
+    return new TcpPeerSender({
+      selfId: this.o.id,
+      peerId: id,
+      addr,
+      maxQueuedMessages: this.o.maxQueuedMessages ?? DEFAULT_MAX_QUEUED_MESSAGES,
+      maxBatchMessages: this.o.maxBatchMessages ?? DEFAULTS.maxBatchMessages,
+      maxBatchBytes: this.o.maxBatchBytes ?? DEFAULTS.maxBatchBytes,
+      snapshotChunkBytes: this.o.snapshotChunkBytes ?? DEFAULTS.snapshotChunkBytes,
+      maxFrameBytes: this.o.maxFrameBytes ?? DEFAULTS.maxFrameBytes,
+      snapshotDeadlineMs: this.o.snapshotDeadlineMs ?? DEFAULTS.snapshotDeadlineMs,
+      reconnectInitialMs: this.o.reconnectInitialMs ?? DEFAULTS.reconnectInitialMs,
+      reconnectMaxMs: this.o.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
+      stalledWriteMs: this.o.stalledWriteMs ?? DEFAULTS.stalledWriteMs,
+      onUnreachable: (p) => this.unreachable(p),
+      onSnapshotStatus: (p, ok) => this.snapshotStatus(p, ok),
+      logger: this.logger,
+    });
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const p of this.peers.values()) p.close();
-    this.peers.clear();
+    this.closeSenders();
     for (const s of this.inbound) s.destroy();
     this.inbound.clear();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
