@@ -3,58 +3,26 @@
 // their own SendSnapshot call, in chunks.
 
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from 'pino';
-import { ReconnectBackoff } from './reconnect-backoff.js';
-import { EMPTY_BYTES, MessageType, type Message, type NodeId } from '../raft/index.js';
+import { EMPTY_BYTES, type Message } from '../raft/index.js';
 import type { MessageBatch, SnapshotAck, SnapshotChunk, StreamSummary } from './codec.js';
+import { QueuedSender, type PeerSenderOptions } from './queued-sender.js';
 
-export interface PeerSenderOptions {
-  selfId: NodeId;
-  peerId: NodeId;
-  addr: string;
-  maxQueuedMessages: number;
-  /** Bound on messages in one streamed batch, so one write stays a reasonable size. */
-  maxBatchMessages: number;
-  snapshotChunkBytes: number;
-  reconnectInitialMs: number;
-  reconnectMaxMs: number;
-  /** A snapshot transfer that takes longer than this fails (and is reported as failed). */
-  snapshotDeadlineMs: number;
-  onUnreachable: (peer: NodeId) => void;
-  onSnapshotStatus: (peer: NodeId, ok: boolean) => void;
-  logger: Logger;
-}
+export type { PeerSenderOptions } from './queued-sender.js';
 
 type RaftClient = grpc.Client & {
   Stream(cb: (err: grpc.ServiceError | null, res?: StreamSummary) => void): grpc.ClientWritableStream<MessageBatch>;
   SendSnapshot(opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: SnapshotAck) => void): grpc.ClientWritableStream<SnapshotChunk>;
 };
 
-export class PeerSender {
-  private queue: Message[] = [];
+export class PeerSender extends QueuedSender {
   private stream: grpc.ClientWritableStream<MessageBatch> | undefined;
   private waitingForDrain = false;
-  private readonly backoff: ReconnectBackoff;
-  private closed = false;
-  /** Messages dropped because the queue was full (for status/metrics). */
-  droppedMessages = 0;
 
   constructor(
     private readonly client: RaftClient,
-    private readonly o: PeerSenderOptions,
+    o: PeerSenderOptions,
   ) {
-    this.backoff = new ReconnectBackoff(o.reconnectInitialMs, o.reconnectMaxMs);
-  }
-
-  enqueue(m: Message): void {
-    if (this.closed) return;
-    if (m.type === MessageType.Snap) return this.sendSnapshot(m);
-    if (this.queue.length >= this.o.maxQueuedMessages) {
-      this.droppedMessages++;
-      this.o.onUnreachable(this.o.peerId);
-      return;
-    }
-    this.queue.push(m);
+    super(o);
   }
 
   /**
@@ -100,7 +68,7 @@ export class PeerSender {
     return stream;
   }
 
-  private sendSnapshot(m: Message): void {
+  protected sendSnapshot(m: Message): void {
     const data = m.snapshot?.data ?? EMPTY_BYTES;
     const header: Message = { ...m, snapshot: m.snapshot && { metadata: m.snapshot.metadata, data: EMPTY_BYTES } };
     const call = this.client.SendSnapshot({ deadline: Date.now() + this.o.snapshotDeadlineMs }, (err, ack) => {

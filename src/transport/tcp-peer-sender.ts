@@ -4,9 +4,8 @@
 // receiver answers it with one SnapshotAck frame.
 
 import net from 'node:net';
-import { ReconnectBackoff } from './reconnect-backoff.js';
-import type { PeerSenderOptions } from './peer-sender.js';
-import { EMPTY_BYTES, MessageType, type Message } from '../raft/index.js';
+import { QueuedSender, type PeerSenderOptions } from './queued-sender.js';
+import { EMPTY_BYTES, type Message } from '../raft/index.js';
 import { decodeAck, encodeBatch, encodeChunk, type SnapshotChunk } from './codec.js';
 import { FrameKind, FrameReader, encodeFrame, frameBytes } from './tcp-framing.js';
 
@@ -19,7 +18,7 @@ const KEEPALIVE_IDLE_MS = 5_000;
 /** Payloads up to this size are copied behind their header (one write); larger ones go as two. */
 const COPY_FRAME_MAX_BYTES = 16 * 1024;
 
-/** The gRPC sender's options (peer-sender.ts), plus what only frames on a socket need. */
+/** Both senders' options (queued-sender.ts), plus what only frames on a socket need. */
 export interface TcpPeerSenderOptions extends PeerSenderOptions {
   /** Bound on one Batch frame's size, in bytes (estimated from its entries before encoding). */
   maxBatchBytes: number;
@@ -41,33 +40,17 @@ export function parseHostPort(addr: string): { host: string; port: number } {
   return { host: addr.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port };
 }
 
-export class TcpPeerSender {
-  private queue: Message[] = [];
+export class TcpPeerSender extends QueuedSender<TcpPeerSenderOptions> {
   private socket: net.Socket | undefined;
   private waitingForDrain = false;
-  private readonly backoff: ReconnectBackoff;
-  private closed = false;
   private readonly snapshotSockets = new Set<net.Socket>();
   private readonly target: { host: string; port: number };
   /** Set while the socket holds more than it takes; fires stalledWriteMs after the last progress. */
   private stallTimer: NodeJS.Timeout | undefined;
-  /** Messages dropped because the queue was full (for status/metrics). */
-  droppedMessages = 0;
 
-  constructor(private readonly o: TcpPeerSenderOptions) {
-    this.backoff = new ReconnectBackoff(o.reconnectInitialMs, o.reconnectMaxMs);
+  constructor(o: TcpPeerSenderOptions) {
+    super(o);
     this.target = parseHostPort(o.addr);
-  }
-
-  enqueue(m: Message): void {
-    if (this.closed) return;
-    if (m.type === MessageType.Snap) return this.sendSnapshot(m);
-    if (this.queue.length >= this.o.maxQueuedMessages) {
-      this.droppedMessages++;
-      this.o.onUnreachable(this.o.peerId);
-      return;
-    }
-    this.queue.push(m);
   }
 
   /** Writes everything queued now: the host hands over a whole Ready's messages in one send. */
@@ -166,7 +149,7 @@ export class TcpPeerSender {
     return socket;
   }
 
-  private sendSnapshot(m: Message): void {
+  protected sendSnapshot(m: Message): void {
     const data = m.snapshot?.data ?? EMPTY_BYTES;
     const header: Message = { ...m, snapshot: m.snapshot && { metadata: m.snapshot.metadata, data: EMPTY_BYTES } };
     const socket = net.connect({ host: this.target.host, port: this.target.port, noDelay: true });

@@ -95,9 +95,9 @@ export class TcpTransport extends SenderTransport<TcpPeerSender> {
     socket.once('close', () => this.inbound.delete(socket));
     let snapshot: InboundSnapshot | undefined;
     let done = false;
-    const stop = (why: string, level: 'warn' | 'debug' = 'warn'): void => {
+    const stop = (why: string): void => {
       done = true;
-      this.logger[level]({ err: why }, 'closing inbound peer connection');
+      this.logger.warn({ err: why }, 'closing inbound peer connection');
       socket.destroy();
     };
     const refuseSnapshot = (error: string): void => {
